@@ -1,0 +1,50 @@
+/**
+ * What the runner needs from whatever executes QEMU's tools: the real binaries (backends/qemu)
+ * or the in-process engine (backends/builtin). The runner never knows which one it drives.
+ */
+export type ToolName = 'qemu-img' | 'qemu-io';
+
+export interface ToolInvocation {
+  tool: ToolName;
+  /** Arguments after the program name, variables already expanded. */
+  args: string[];
+  cwd: string;
+  env: Readonly<Record<string, string>>;
+  /**
+   * 'merged': stdout and stderr share one descriptor (`2>&1`), result in `merged`.
+   * 'separate': two descriptors, results in `stdout` and `stderr`.
+   */
+  streams: 'merged' | 'separate';
+}
+
+export interface ToolRun {
+  exitCode: number;
+  merged: string;
+  stdout: string;
+  stderr: string;
+}
+
+export interface QmpLaunch {
+  /** qemu-system style options, e.g. ['-blockdev', 'file,node-name=data,filename=...']. */
+  args: string[];
+  cwd: string;
+  env: Readonly<Record<string, string>>;
+}
+
+/** A running QMP monitor: text in, lines out, as `_send_qemu_cmd` sees it. */
+export interface QmpConnection {
+  /** Send text to the monitor (a newline is appended if missing). */
+  send(text: string): void;
+  /** The next line the monitor printed (no newline), or null after timeoutMs or at EOF. */
+  readLine(timeoutMs: number): Promise<string | null>;
+  /** SIGKILL semantics: stop at once, discard unread output. */
+  kill(): Promise<void>;
+}
+
+export interface Backend {
+  readonly name: 'builtin' | 'qemu';
+  runTool(invocation: ToolInvocation): Promise<ToolRun>;
+  launchQmp(launch: QmpLaunch): Promise<QmpConnection>;
+  /** Version of QEMU this backend behaves as, e.g. "7.2.22". */
+  qemuVersion(): Promise<string>;
+}

@@ -1,0 +1,142 @@
+import * as fs from 'node:fs';
+import { ErrnoError, Errno, fromNodeError } from '../errno.ts';
+import type { Storage } from './types.ts';
+
+const ZERO_CHUNK = 1 << 20;
+let zeroes: Uint8Array | undefined;
+function zeroBuffer(): Uint8Array {
+  zeroes ??= new Uint8Array(ZERO_CHUNK);
+  return zeroes;
+}
+
+function rethrow(err: unknown): never {
+  throw fromNodeError(err);
+}
+
+export interface FileOpenOptions {
+  readOnly?: boolean;
+  /** Create the file (empty) if it does not exist. */
+  create?: boolean;
+  /** Truncate to zero length on open. */
+  truncate?: boolean;
+}
+
+/** A host file accessed with positioned, synchronous reads and writes. */
+export class FileStorage implements Storage {
+  readonly filename: string;
+  readonly readOnly: boolean;
+  private fd: number;
+  private length: number;
+
+  private constructor(filename: string, fd: number, readOnly: boolean) {
+    this.filename = filename;
+    this.fd = fd;
+    this.readOnly = readOnly;
+    this.length = fs.fstatSync(fd).size;
+  }
+
+  /** Open path (relative paths resolve against the process cwd); filename is kept as given. */
+  static open(filename: string, opts: FileOpenOptions = {}, path: string = filename): FileStorage {
+    const readOnly = opts.readOnly ?? false;
+    let flags = readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
+    if (opts.create) flags |= fs.constants.O_CREAT;
+    if (opts.truncate) flags |= fs.constants.O_TRUNC;
+    let fd: number;
+    try {
+      fd = fs.openSync(path, flags, 0o644);
+    } catch (err) {
+      rethrow(err);
+    }
+    try {
+      if (fs.fstatSync(fd).isDirectory()) throw new ErrnoError(Errno.EISDIR);
+    } catch (err) {
+      fs.closeSync(fd);
+      rethrow(err);
+    }
+    return new FileStorage(filename, fd, readOnly);
+  }
+
+  size(): number {
+    return this.length;
+  }
+
+  read(offset: number, buf: Uint8Array): void {
+    let done = 0;
+    try {
+      while (done < buf.length) {
+        const n = fs.readSync(this.fd, buf, done, buf.length - done, offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+    } catch (err) {
+      rethrow(err);
+    }
+    if (done < buf.length) buf.fill(0, done);
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    this.assertWritable();
+    let done = 0;
+    try {
+      while (done < data.length) {
+        done += fs.writeSync(this.fd, data, done, data.length - done, offset + done);
+      }
+    } catch (err) {
+      rethrow(err);
+    }
+    if (offset + data.length > this.length) this.length = offset + data.length;
+  }
+
+  writeZeroes(offset: number, length: number, _unmap: boolean): void {
+    this.assertWritable();
+    const end = offset + length;
+    // Past EOF nothing needs writing: growing the file leaves a hole that reads as zeroes.
+    const writeEnd = Math.min(end, this.length);
+    const zero = zeroBuffer();
+    for (let pos = offset; pos < writeEnd; pos += ZERO_CHUNK) {
+      const n = Math.min(ZERO_CHUNK, writeEnd - pos);
+      this.write(pos, n === ZERO_CHUNK ? zero : zero.subarray(0, n));
+    }
+    if (end > this.length) this.truncate(end);
+  }
+
+  discard(offset: number, length: number): void {
+    // Node has no fallocate(PUNCH_HOLE); zeroing gives the same read-back contents.
+    this.writeZeroes(offset, Math.max(0, Math.min(length, this.length - offset)), true);
+  }
+
+  truncate(size: number): void {
+    this.assertWritable();
+    try {
+      fs.ftruncateSync(this.fd, size);
+    } catch (err) {
+      rethrow(err);
+    }
+    this.length = size;
+  }
+
+  flush(): void {
+    if (this.readOnly) return;
+    try {
+      fs.fdatasyncSync(this.fd);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+    }
+  }
+
+  /** Bytes the file occupies on disk (st_blocks * 512), for `qemu-img info`'s disk size. */
+  allocatedBytes(): number {
+    return fs.fstatSync(this.fd).blocks * 512;
+  }
+
+  private assertWritable(): void {
+    if (this.readOnly) throw new ErrnoError(Errno.EBADF);
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * A flat, byte-addressed container: a host file, or whatever the block layer places where a
+ * file would be (a blkdebug filter over a file, a null device). Format drivers such as qcow2
+ * only ever talk to their image file, data file and backing through this interface, so error
+ * injection and path policy live outside the format code.
+ *
+ * All calls are synchronous: qtest runs in-process and sync I/O keeps ordering obvious.
+ * Failures are thrown as ErrnoError (src/errno.ts).
+ */
+export interface Storage {
+  /** The name QEMU would show for this storage (the filename as given). */
+  readonly filename: string;
+  readonly readOnly: boolean;
+  /** Current length in bytes. */
+  size(): number;
+  /** Read into buf at offset; bytes past the end read as zeroes. */
+  read(offset: number, buf: Uint8Array): void;
+  /** Write data at offset, growing the storage if needed. */
+  write(offset: number, data: Uint8Array): void;
+  /** Make [offset, offset+length) read as zeroes. unmap allows deallocating (punching) it. */
+  writeZeroes(offset: number, length: number, unmap: boolean): void;
+  /** Hint that a range is no longer needed; contents afterwards read as zeroes for files. */
+  discard(offset: number, length: number): void;
+  truncate(size: number): void;
+  flush(): void;
+  close(): void;
+}
