@@ -27,7 +27,10 @@ export const STDOUT_BUFFER_SIZE = 4096;
 /** glibc's fully buffered stdout: emit() receives the pieces in the order write(2) would. */
 class FullBuffer {
   private pending = '';
-  constructor(private readonly emit: (text: string) => void) {}
+  private readonly emit: (text: string) => void;
+  constructor(emit: (text: string) => void) {
+    this.emit = emit;
+  }
 
   write(text: string): void {
     const space = STDOUT_BUFFER_SIZE - this.pending.length;
