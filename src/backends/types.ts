@@ -2,6 +2,8 @@
  * What the runner needs from whatever executes QEMU's tools: the real binaries (backends/qemu)
  * or the in-process engine (backends/builtin). The runner never knows which one it drives.
  */
+import type { PathPolicy } from '../tools/context.ts';
+
 export type ToolName = 'qemu-img' | 'qemu-io';
 
 export interface ToolInvocation {
@@ -15,6 +17,8 @@ export interface ToolInvocation {
    * 'separate': two descriptors, results in `stdout` and `stderr`.
    */
   streams: 'merged' | 'separate';
+  /** Scenario runs confine file access to TEST_DIR; the builtin backend enforces it in-process. */
+  pathPolicy?: PathPolicy;
 }
 
 export interface ToolRun {
@@ -29,6 +33,7 @@ export interface QmpLaunch {
   args: string[];
   cwd: string;
   env: Readonly<Record<string, string>>;
+  pathPolicy?: PathPolicy;
 }
 
 /** A running QMP monitor: text in, lines out, as `_send_qemu_cmd` sees it. */
