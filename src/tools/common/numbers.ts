@@ -1,0 +1,204 @@
+/**
+ * Number and size parsing the way QEMU 7.2's util/cutils.c does it (qemu_strtosz and friends),
+ * shared by the qemu-io and qemu-img front ends. Results are BigInt-exact up to UINT64_MAX and
+ * returned as a tagged result, because the callers word the errors differently.
+ */
+import { Errno } from '../../errno.ts';
+
+export type ParseResult =
+  | { ok: true; value: bigint; warning?: string }
+  | { ok: false; errno: number };
+
+const UINT64_MAX = (1n << 64n) - 1n;
+export const INT64_MAX = (1n << 63n) - 1n;
+
+function isSpace(c: string): boolean {
+  return c === ' ' || c === '\t' || c === '\n' || c === '\v' || c === '\f' || c === '\r';
+}
+
+interface StrtoullResult {
+  /** Index just past the parsed text; equals the start when nothing was parsed. */
+  end: number;
+  value: bigint;
+  negative: boolean;
+  overflow: boolean;
+}
+
+/** glibc strtoull on text starting at `start`: whitespace, sign, digits of `base` (10 or 16). */
+function strtoull(text: string, start: number, base: 10 | 16): StrtoullResult {
+  let i = start;
+  while (i < text.length && isSpace(text[i]!)) i++;
+  let negative = false;
+  if (text[i] === '+' || text[i] === '-') {
+    negative = text[i] === '-';
+    i++;
+  }
+  if (base === 16 && text[i] === '0' && (text[i + 1] === 'x' || text[i + 1] === 'X') && isDigit(text[i + 2], 16)) {
+    i += 2;
+  }
+  const digitsStart = i;
+  let value = 0n;
+  let overflow = false;
+  while (i < text.length && isDigit(text[i], base)) {
+    value = value * BigInt(base) + BigInt(parseInt(text[i]!, base));
+    if (value > UINT64_MAX) overflow = true;
+    i++;
+  }
+  if (i === digitsStart) return { end: start, value: 0n, negative: false, overflow: false };
+  return { end: i, value, negative, overflow };
+}
+
+function isDigit(c: string | undefined, base: 10 | 16): boolean {
+  if (c === undefined) return false;
+  return base === 10 ? c >= '0' && c <= '9' : /^[0-9a-fA-F]$/.test(c);
+}
+
+/** qemu_strtou64: strtoull plus QEMU's error checks; negative input wraps as in C. */
+function qemuStrtou64(text: string, start: number, base: 10 | 16): { end: number; value: bigint; errno: number } {
+  const r = strtoull(text, start, base);
+  if (r.end === start) return { end: start, value: 0n, errno: Errno.EINVAL };
+  if (r.overflow) return { end: r.end, value: UINT64_MAX, errno: Errno.ERANGE };
+  const value = r.negative ? (-r.value) & UINT64_MAX : r.value;
+  return { end: r.end, value, errno: 0 };
+}
+
+function suffixMultiplier(c: string | undefined, unit: bigint): bigint {
+  switch (c?.toUpperCase()) {
+    case 'B':
+      return 1n;
+    case 'K':
+      return unit;
+    case 'M':
+      return unit ** 2n;
+    case 'G':
+      return unit ** 3n;
+    case 'T':
+      return unit ** 4n;
+    case 'P':
+      return unit ** 5n;
+    case 'E':
+      return unit ** 6n;
+    default:
+      return -1n;
+  }
+}
+
+/** strtod on a text starting with '.', as qemu_strtod_finite sees it: [end, value] or null. */
+function parseFraction(text: string, start: number): { end: number; value: number } | null {
+  const m = /^\.(\d*)([eE][+-]?\d+)?/.exec(text.slice(start));
+  if (!m || m[1] === '') return null;
+  return { end: start + m[0].length, value: Number(`0${m[0]}`) };
+}
+
+export interface StrtoszOptions {
+  /** Suffix assumed when none is given: 'B' (qemu_strtosz) or 'M' (qemu_strtosz_MiB). */
+  defaultSuffix?: 'B' | 'M';
+  /** 1024 for binary units, 1000 for qemu_strtosz_metric. */
+  unit?: 1000 | 1024;
+}
+
+/**
+ * qemu_strtosz (7.2): decimal integer with optional fraction, or hex integer, then an optional
+ * B/K/M/G/T/P/E suffix; the whole text must be consumed. A fraction needs a scaling suffix.
+ * Hex with a suffix works but warns (deprecated in 7.2).
+ */
+export function qemuStrtosz(text: string, opts: StrtoszOptions = {}): ParseResult {
+  const unit = BigInt(opts.unit ?? 1024);
+  const defaultSuffix = opts.defaultSuffix ?? 'B';
+  let warning: string | undefined;
+
+  const intPart = qemuStrtou64(text, 0, 10);
+  if (intPart.errno) return { ok: false, errno: intPart.errno };
+  let end = intPart.end;
+  let value = intPart.value;
+  if (text.slice(0, end).includes('-')) return { ok: false, errno: Errno.EINVAL };
+
+  let hex = false;
+  // 64.64 fixed-point fraction, as QEMU extracts it.
+  let fraction = 0n;
+  if (value === 0n && (text[end] === 'x' || text[end] === 'X')) {
+    const hexPart = qemuStrtou64(text, 0, 16);
+    if (hexPart.errno) return { ok: false, errno: hexPart.errno };
+    end = hexPart.end;
+    value = hexPart.value;
+    if (text[end] === '.') return { ok: false, errno: Errno.EINVAL };
+    hex = true;
+  } else if (text[end] === '.') {
+    const f = parseFraction(text, end);
+    if (f === null) {
+      end++;
+    } else if (/[eE]/.test(text.slice(end, f.end))) {
+      return { ok: false, errno: Errno.EINVAL };
+    } else {
+      end = f.end;
+      // C converts fraction * 2^64 to uint64; a value that rounded to 1.0 does not fit, and
+      // x86 yields 0 for it.
+      const scaled = f.value * 2 ** 64;
+      fraction = scaled >= 2 ** 64 ? 0n : BigInt(Math.trunc(scaled));
+    }
+  }
+
+  let mul = suffixMultiplier(text[end], unit);
+  if (mul > 0n) {
+    if (hex) warning = `Using a multiplier suffix on hex numbers is deprecated: ${text}`;
+    end++;
+  } else {
+    mul = suffixMultiplier(defaultSuffix, unit);
+  }
+
+  let result: bigint;
+  if (mul === 1n) {
+    if (fraction !== 0n) return { ok: false, errno: Errno.EINVAL };
+    result = value;
+  } else {
+    const scaledFraction = fraction * mul;
+    // Round 0.5 upward, on the fraction's lowest 64 bits.
+    const round = (scaledFraction & UINT64_MAX) >> 63n;
+    result = value * mul + (scaledFraction >> 64n) + round;
+    if (result > UINT64_MAX) {
+      return end < text.length ? { ok: false, errno: Errno.EINVAL } : { ok: false, errno: Errno.ERANGE };
+    }
+  }
+  if (end < text.length) return { ok: false, errno: Errno.EINVAL };
+  return warning === undefined ? { ok: true, value: result } : { ok: true, value: result, warning };
+}
+
+/**
+ * qemu-io's cvtnum: qemu_strtosz limited to INT64_MAX. Returns a JS number (exact below 2^53,
+ * which every offset the block layer accepts is).
+ */
+export function cvtnum(text: string): ParseResult {
+  const r = qemuStrtosz(text);
+  if (!r.ok) return r;
+  if (r.value > INT64_MAX) return { ok: false, errno: Errno.ERANGE };
+  return r;
+}
+
+/** qemu-io's wording of a cvtnum failure (printed on stdout). */
+export function cvtnumErrorText(errno: number, arg: string): string {
+  if (errno === Errno.EINVAL) return `Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- ${arg}`;
+  if (errno === Errno.ERANGE) return `Parsing error: argument too large -- ${arg}`;
+  return `Parsing error: ${arg}`;
+}
+
+/**
+ * C's strtol(arg, &end, 0) with a check that the whole text was consumed; base prefixes 0x
+ * (hex) and 0 (octal) as C accepts them. Returns null when text remains or nothing parsed;
+ * the value saturates at the long range like glibc.
+ */
+export function strtolFull(text: string): number | null {
+  const m = /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)$/.exec(text);
+  if (!m) return null;
+  const sign = m[1] === '-' ? -1n : 1n;
+  const body = m[2]!;
+  let v: bigint;
+  if (/^0[xX]/.test(body)) v = BigInt(body);
+  else if (body.length > 1 && body.startsWith('0')) v = BigInt(`0o${body.slice(1)}`);
+  else v = BigInt(body);
+  v *= sign;
+  const LONG_MAX = (1n << 63n) - 1n;
+  const LONG_MIN = -(1n << 63n);
+  if (v > LONG_MAX) v = LONG_MAX;
+  if (v < LONG_MIN) v = LONG_MIN;
+  return Number(v);
+}
