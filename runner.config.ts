@@ -1,6 +1,7 @@
 /**
  * Defaults for `qtest run`. Every path is relative to this file's folder; the QEMU binaries
- * can also be set with QEMU_IMG, QEMU_IO, QEMU_PROG and QSD_PROG in the environment.
+ * can also be set with QEMU_IMG, QEMU_IO, QEMU_PROG and QSD_PROG in the environment, and the
+ * folders with QTEST_SCENARIOS, QTEST_EXPECTED and QTEST_SCRATCH (tests use these).
  */
 export interface RunnerConfig {
   scenariosDir: string;
@@ -26,8 +27,8 @@ export interface RunnerConfig {
 const env = process.env;
 
 const config: RunnerConfig = {
-  scenariosDir: 'scenarios',
-  expectedDir: 'expected',
+  scenariosDir: env.QTEST_SCENARIOS ?? 'scenarios',
+  expectedDir: env.QTEST_EXPECTED ?? 'expected',
   filtersDir: 'filters',
   testDirRoot: env.QTEST_SCRATCH ?? '.qtest/scratch',
   defaultBackend: 'builtin',
