@@ -160,10 +160,11 @@ class Validator {
     else candidates = pathCandidates(expanded).filter(isPathLike);
     for (const c of candidates) {
       const reason = lexicalEscape(c, PLACEHOLDER_TEST_DIR);
-      if (reason) {
-        const shown = c.split(PLACEHOLDER_TEST_DIR).join('$TEST_DIR');
-        this.error(node, `path '${shown}' is refused: ${reason}; a scenario may only touch files in its TEST_DIR`);
-      }
+      if (!reason) continue;
+      // Show the path as written and point at it inside the string when it can be found there.
+      const shown = check === 'path' ? node.text : c.split(PLACEHOLDER_VARS.TEST_IMG!).join('$TEST_IMG').split(PLACEHOLDER_TEST_DIR).join('$TEST_DIR');
+      const index = node.text.indexOf(shown);
+      this.error(node, `path '${shown}' is refused: ${reason}; a scenario may only touch files in its TEST_DIR`, index > 0 ? innerOffset(node, index) : node.offset);
     }
   }
 
@@ -175,7 +176,7 @@ class Validator {
 
   private number(node: YNode, what: string): number | undefined {
     if (node.kind === 'scalar' && typeof node.value === 'number' && Number.isFinite(node.value) && node.value > 0) return node.value;
-    this.error(node, `${what} must be a positive number, found ${describeNode(node)}`);
+    this.error(node, `${what} must be a positive number, found ${node.kind === 'scalar' && typeof node.value === 'number' ? node.text : describeNode(node)}`);
     return undefined;
   }
 
