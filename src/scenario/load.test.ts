@@ -69,7 +69,7 @@ describe('paths outside TEST_DIR are refused at load time', () => {
     ['absolute path', `${HEAD}  - file_size: /etc/passwd\n`, 'scenarios/900.yaml:4:16:'],
     ['.. after $TEST_DIR', `${HEAD}  - touch: $TEST_DIR/../x\n`, 'scenarios/900.yaml:4:12:'],
     ['image name', `${HEAD}  - make_test_img: { size: 1M, image: "$TEST_IMG/../../y" }\n`, 'scenarios/900.yaml:4:39:'],
-    ['tool argument', `${HEAD}  - qemu-img: [info, /tmp/elsewhere.qcow2]\n`, 'scenarios/900.yaml:4:23:'],
+    ['tool argument', `${HEAD}  - qemu-img: [info, /tmp/elsewhere.qcow2]\n`, 'scenarios/900.yaml:4:22:'],
     ['-o data_file option', `${HEAD}  - make_test_img: 1M\n    opts: data_file=/var/tmp/d\n`, 'scenarios/900.yaml:5:21:'],
     ['file.filename in an option list', `${HEAD}  - qemu-img: [compare, --image-opts, "driver=raw,file.filename=$TEST_DIR/../z", $TEST_IMG]\n`, 'scenarios/900.yaml:4:65:'],
     ['json: filename', `${HEAD}  - qemu-io: [-c, "read 0 1", "json:{'driver': 'file', 'filename': '/etc/shadow'}"]\n`, 'scenarios/900.yaml:4:69:'],
