@@ -1,0 +1,110 @@
+/**
+ * BlockBackend: what a front end (qemu-io, qemu-img, a QMP block job) holds on to. It adds
+ * QEMU's blk_* request checks on top of the root node (requests beyond the end of the image
+ * fail with EIO), and the write cache setting: with writethrough every write is FUA.
+ */
+import { Errno, ErrnoError } from '../errno.ts';
+import { BlockOpenError } from './errors.ts';
+import type { OpenEnv } from './env.ts';
+import type { BaseNode, NodeInfo } from './node.ts';
+import type { BlockStatus, Prealloc } from './types.ts';
+
+export interface BackendOptions {
+  /** enable_write_cache: false means writethrough (FUA on every write). */
+  writeCache: boolean;
+  env: OpenEnv;
+}
+
+export interface BackendZeroFlags {
+  unmap?: boolean;
+  fua?: boolean;
+}
+
+export class BlockBackend {
+  readonly root: BaseNode;
+  writeCache: boolean;
+  readonly env: OpenEnv;
+  /** qemu-img create/convert targets may be written past their current end. */
+  allowWriteBeyondEof = false;
+  private closed = false;
+
+  constructor(root: BaseNode, opts: BackendOptions) {
+    this.root = root;
+    this.writeCache = opts.writeCache;
+    this.env = opts.env;
+  }
+
+  get readOnly(): boolean {
+    return this.root.readOnly;
+  }
+
+  length(): number {
+    return this.root.length();
+  }
+
+  /** blk_check_byte_request */
+  private check(offset: number, bytes: number): void {
+    if (bytes < 0 || offset < 0) throw new ErrnoError(Errno.EIO);
+    if (this.closed) throw new ErrnoError(Errno.ENOMEDIUM);
+    if (!this.allowWriteBeyondEof) {
+      const len = this.root.length();
+      if (offset > len || len - offset < bytes) throw new ErrnoError(Errno.EIO);
+    }
+  }
+
+  /**
+   * The permission check a front end makes before a writing command (qemu-io's command()):
+   * a read-only backend cannot get BLK_PERM_WRITE.
+   */
+  requireWrite(): void {
+    if (this.root.readOnly) throw new BlockOpenError('Block node is read-only', Errno.EPERM);
+  }
+
+  read(offset: number, buf: Uint8Array): void {
+    this.check(offset, buf.length);
+    this.root.read(offset, buf);
+  }
+
+  write(offset: number, data: Uint8Array, flags: { fua?: boolean } = {}): void {
+    this.check(offset, data.length);
+    this.root.write(offset, data, { fua: flags.fua === true || !this.writeCache });
+  }
+
+  writeZeroes(offset: number, length: number, flags: BackendZeroFlags = {}): void {
+    this.check(offset, length);
+    this.root.writeZeroes(offset, length, { unmap: flags.unmap, fua: flags.fua === true || !this.writeCache });
+  }
+
+  writeCompressed(offset: number, data: Uint8Array): void {
+    this.check(offset, data.length);
+    this.root.writeCompressed(offset, data);
+  }
+
+  discard(offset: number, length: number): void {
+    this.check(offset, length);
+    this.root.discard(offset, length);
+  }
+
+  flush(): void {
+    if (this.closed) throw new ErrnoError(Errno.ENOMEDIUM);
+    this.root.flush();
+  }
+
+  truncate(size: number, opts: { exact: boolean; prealloc: Prealloc }): void {
+    this.root.truncate(size, { exact: opts.exact, prealloc: opts.prealloc, shrinkAllowed: true });
+  }
+
+  blockStatus(offset: number, length: number): BlockStatus {
+    return this.root.blockStatus(offset, length);
+  }
+
+  getInfo(): NodeInfo {
+    return this.root.getInfo();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.root.close();
+  }
+}

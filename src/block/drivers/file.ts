@@ -1,0 +1,146 @@
+/**
+ * The `file` protocol driver (QEMU's file-posix) over FileStorage: the host file as a node.
+ */
+import { FileStorage } from '../../storage/file.ts';
+import { Errno, ErrnoError, strerror } from '../../errno.ts';
+import { BlockOpenError, OptionsError } from '../errors.ts';
+import { checkPath } from '../env.ts';
+import { BaseNode, type NodeInfo, type TruncateOptions } from '../node.ts';
+import type { QDict } from '../qdict.ts';
+import type { BlockDriverDef, DriverOpenContext } from './types.ts';
+import type { BlockNode, BlockStatus } from '../types.ts';
+
+const AIO_MODES = ['threads', 'native', 'io_uring'];
+const LOCKING_MODES = ['off', 'on', 'auto'];
+
+export class FileNode extends BaseNode {
+  readonly storage: FileStorage;
+  /** The path as given (bs->exact_filename). */
+  readonly path: string;
+
+  constructor(nodeName: string, path: string, storage: FileStorage) {
+    super('file', nodeName, storage.readOnly);
+    this.storage = storage;
+    this.path = path;
+    this.exactFilename = path;
+  }
+
+  override get protocolName(): string {
+    return 'file';
+  }
+  override get supportsFuaWrite(): boolean {
+    return true;
+  }
+
+  length(): number {
+    return this.storage.size();
+  }
+
+  protected doRead(offset: number, buf: Uint8Array): void {
+    this.storage.read(offset, buf);
+  }
+
+  protected doWrite(offset: number, data: Uint8Array, fua: boolean): void {
+    this.storage.write(offset, data);
+    if (fua) this.storage.flush();
+  }
+
+  protected override doWriteZeroes(offset: number, length: number, unmap: boolean): void {
+    this.storage.writeZeroes(offset, length, unmap);
+  }
+
+  protected override doDiscard(offset: number, length: number): void {
+    if (offset >= this.storage.size()) return;
+    this.storage.discard(offset, length);
+  }
+
+  protected override doFlushToDisk(): void {
+    this.storage.flush();
+  }
+
+  protected override doTruncate(size: number, opts: TruncateOptions): void {
+    const current = this.storage.size();
+    if (opts.prealloc !== 'off' && size < current) {
+      throw new ErrnoError(Errno.ENOTSUP, `Preallocation mode '${opts.prealloc}' unsupported for this resize`);
+    }
+    this.storage.truncate(size);
+  }
+
+  protected override doBlockStatus(offset: number, length: number): BlockStatus {
+    // Node cannot ask the host for holes (no SEEK_DATA); everything reads as data.
+    return { length, allocated: true, data: true, zero: false, compressed: false, offset, file: this };
+  }
+
+  protected override doCopyRangeTo(dest: BlockNode, srcOffset: number, destOffset: number, length: number): void {
+    const target = resolveCopyTarget(dest, destOffset);
+    if (!target) throw new ErrnoError(Errno.ENOTSUP);
+    const chunk = 1 << 20;
+    const buf = new Uint8Array(Math.min(chunk, length));
+    for (let done = 0; done < length; done += chunk) {
+      const n = Math.min(chunk, length - done);
+      const part = n === buf.length ? buf : buf.subarray(0, n);
+      this.storage.read(srcOffset + done, part);
+      target.node.storage.write(target.offset + done, part);
+    }
+  }
+
+  override getInfo(): NodeInfo {
+    return { clusterSize: 0, vmStateOffset: 0 };
+  }
+
+  protected override doClose(): void {
+    this.storage.close();
+  }
+
+  /** Bytes the file occupies on disk, for `qemu-img info`'s disk size. */
+  allocatedBytes(): number {
+    return this.storage.allocatedBytes();
+  }
+}
+
+/** Copy offloading reaches a host file only through nodes that map bytes 1:1. */
+function resolveCopyTarget(dest: BlockNode, offset: number): { node: FileNode; offset: number } | undefined {
+  if (dest instanceof FileNode) return { node: dest, offset };
+  return undefined;
+}
+
+function parseFileFilename(filename: string, options: QDict): void {
+  // bdrv_parse_filename_strip_prefix: "file:" is dropped, the rest is the path.
+  if (filename.startsWith('file:')) options.set('filename', filename.slice('file:'.length));
+}
+
+function openFile(ctx: DriverOpenContext): BaseNode {
+  const opts = ctx.options;
+  const filename = opts.takeString('filename');
+  const aio = opts.takeString('aio');
+  if (aio !== undefined && !AIO_MODES.includes(aio)) throw new OptionsError(`invalid parameter value: ${aio}`);
+  const locking = opts.takeString('locking');
+  if (locking !== undefined && !LOCKING_MODES.includes(locking)) throw new OptionsError(`invalid parameter value: ${locking}`);
+  opts.take('aio-max-batch');
+  opts.take('pr-manager');
+  opts.take('x-check-cache-dropped');
+  opts.take('drop-cache');
+  if (filename === undefined) throw new BlockOpenError("The 'file' block driver requires a file name");
+  const abs = checkPath(ctx.env, filename, ctx.readOnly ? 'read' : 'write');
+  let storage: FileStorage;
+  try {
+    storage = FileStorage.open(filename, { readOnly: ctx.readOnly }, abs);
+  } catch (err) {
+    if (err instanceof ErrnoError) {
+      throw new BlockOpenError(`Could not open '${filename}': ${strerror(err.errno)}`, err.errno);
+    }
+    throw err;
+  }
+  const node = new FileNode(ctx.nodeName, filename, storage);
+  node.recordOption('filename', filename, false);
+  return node;
+}
+
+export const fileDriver: BlockDriverDef = {
+  name: 'file',
+  protocol: true,
+  needsFilename: true,
+  protocolPrefix: 'file',
+  parseFilename: parseFileFilename,
+  open: openFile,
+};

@@ -1,0 +1,57 @@
+/**
+ * A Storage (src/storage/types.ts) over any block node, so the qcow2 engine can keep its image
+ * file, data file or backing on whatever the block layer put there: a file node, a blkdebug
+ * filter that injects errors, a null device. Reads past the end give zeroes and writes grow
+ * the node, as Storage promises; errors surface as the node's ErrnoErrors.
+ */
+import type { Storage } from '../storage/types.ts';
+import type { BlockNode } from './types.ts';
+
+export class NodeStorage implements Storage {
+  readonly node: BlockNode;
+
+  constructor(node: BlockNode) {
+    this.node = node;
+  }
+
+  get filename(): string {
+    return this.node.filename;
+  }
+
+  get readOnly(): boolean {
+    return this.node.readOnly;
+  }
+
+  size(): number {
+    return this.node.length();
+  }
+
+  read(offset: number, buf: Uint8Array): void {
+    // Nodes fill reads past their end with zeroes themselves.
+    this.node.read(offset, buf);
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    this.node.write(offset, data);
+  }
+
+  writeZeroes(offset: number, length: number, unmap: boolean): void {
+    this.node.writeZeroes(offset, length, { unmap });
+  }
+
+  discard(offset: number, length: number): void {
+    this.node.discard(offset, length);
+  }
+
+  truncate(size: number): void {
+    this.node.truncate(size, { exact: true, prealloc: 'off', shrinkAllowed: true });
+  }
+
+  flush(): void {
+    this.node.flush();
+  }
+
+  close(): void {
+    // The block layer owns the node's lifetime; closing the view does not close the node.
+  }
+}
