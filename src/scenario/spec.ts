@@ -105,7 +105,7 @@ export const STEP_SPECS = {
   },
   exit_status: {
     description:
-      "Print the message chosen by the exit status of the last qemu-img/qemu-io step (`case ${PIPESTATUS[0]}`); keys are statuses or 'default'; $STATUS is the status.",
+      "Print the message chosen by the exit status of the last step that ran qemu-img or qemu-io (make_test_img and check_test_img included), as `case ${PIPESTATUS[0]}` does; keys are statuses or 'default'; $STATUS is the status.",
     bash: 'case $result in 0) echo ...;; 1) echo ...;; *) echo ...;; esac',
     fields: {},
   },
