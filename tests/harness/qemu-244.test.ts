@@ -67,18 +67,47 @@ describe.skipIf(!haveQemu)('244 on real QEMU', () => {
   });
 
   it('writes json, junit and tap reports', () => {
-    const out = path.join(tmp, 'reports');
-    const json = path.join(out, 'r.json');
-    expect(qtest(['run', '244', '--backend', 'qemu', '--reporter', 'json', '--output', json]).status).toBe(0);
-    const report = JSON.parse(fs.readFileSync(json, 'utf8')) as { counts: { passed: number }; results: { id: string; status: string }[]; qemuVersion: string };
-    expect(report.counts.passed).toBe(1);
-    expect(report.results[0]).toMatchObject({ id: '244', status: 'pass' });
-    expect(report.qemuVersion).toMatch(/^7\.2\./);
-    const tap = qtest(['run', '244', '--backend', 'qemu', '--reporter', 'tap']);
-    expect(tap.stdout).toBe('TAP version 13\n1..1\nok 1 244 - qcow2 with external data files\n');
-    const junit = path.join(out, 'r.xml');
-    qtest(['run', '244', '--backend', 'qemu', '--reporter', 'junit', '--output', junit]);
-    expect(fs.readFileSync(junit, 'utf8')).toMatch(/<testcase classname="qtest\.qemu" name="244" time="[\d.]+"><\/testcase>/);
+    // A scenario of echoes keeps this fast; the backend still reports the QEMU version.
+    const scen = path.join(tmp, 'report-scenarios');
+    fs.mkdirSync(scen, { recursive: true });
+    fs.writeFileSync(path.join(scen, '900.yaml'), 'id: 900\ntitle: echo only\nsteps:\n  - echo: hi\n');
+    fs.writeFileSync(path.join(scen, '901.yaml'), 'id: 901\ntitle: mismatch\nsteps:\n  - echo: hi\n');
+    const dir = expectedDir('reports', null);
+    fs.writeFileSync(path.join(dir, '900.out'), 'QA output created by 900\nhi\n*** done\n');
+    fs.writeFileSync(path.join(dir, '901.out'), 'QA output created by 901\nho\n*** done\n');
+    const env = { QTEST_SCENARIOS: scen, QTEST_EXPECTED: dir };
+    const json = path.join(tmp, 'reports', 'r.json');
+    expect(qtest(['run', '--backend', 'qemu', '--reporter', 'json', '--output', json], env).status).toBe(1);
+    const report = JSON.parse(fs.readFileSync(json, 'utf8')) as { counts: { passed: number; failed: number }; results: { id: string; status: string; diff?: string }[]; qemuVersion: string };
+    expect(report.counts).toMatchObject({ passed: 1, failed: 1 });
+    expect(report.results[1]).toMatchObject({ id: '901', status: 'fail' });
+    expect(report.results[1]!.diff).toContain('-ho\n+hi');
+    expect(report.qemuVersion).toMatch(/^\d+\.\d+\.\d+$/);
+    const tap = qtest(['run', '--backend', 'qemu', '--reporter', 'tap', '900'], env);
+    expect(tap.stdout).toBe('TAP version 13\n1..1\nok 1 900 - echo only\n');
+    expect(tap.stderr).toMatch(/^900 {2}pass/m);
+    const junit = path.join(tmp, 'reports', 'r.xml');
+    qtest(['run', '--backend', 'qemu', '--reporter', 'junit', '--output', junit], env);
+    const xml = fs.readFileSync(junit, 'utf8');
+    expect(xml).toMatch(/<testcase classname="qtest\.qemu" name="900" time="[\d.]+"><\/testcase>/);
+    expect(xml).toMatch(/<testcase classname="qtest\.qemu" name="901" time="[\d.]+">\n\s+<failure message="output mismatch">/);
+  });
+
+  it('-j 2 runs copies side by side in their own TEST_DIRs; groups and requires select and skip', () => {
+    const scen = path.join(tmp, 'scenarios');
+    fs.mkdirSync(scen, { recursive: true });
+    const source = fs.readFileSync(path.join(ROOT, 'scenarios/244.yaml'), 'utf8');
+    fs.writeFileSync(path.join(scen, '244.yaml'), source);
+    fs.writeFileSync(path.join(scen, '245.yaml'), source.replace(/^id: 244$/m, 'id: 245'));
+    fs.writeFileSync(path.join(scen, '246.yaml'), source.replace(/^id: 244$/m, 'id: 246').replace('fmt: [qcow2]', 'fmt: [raw]'));
+    fs.writeFileSync(path.join(scen, '247.yaml'), source.replace(/^id: 244$/m, 'id: 247').replace('groups: [rw, auto, quick]', 'groups: [slow]'));
+    const dir = expectedDir('parallel', expected244);
+    fs.writeFileSync(path.join(dir, '245.out'), expected244.replace('created by 244', 'created by 245'));
+    const r = qtest(['run', '--backend', 'qemu', '-j', '2', '-x', 'slow'], { QTEST_SCENARIOS: scen, QTEST_EXPECTED: dir });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^246 {2}skip .*not suitable for this image format: qcow2$/m);
+    expect(r.stdout).not.toMatch(/^247 /m);
+    expect(r.stdout).toMatch(/^2 passed, 0 failed, 1 skipped/m);
   });
 
   it.skipIf(!haveSystem)('gives the same transcript with QMP through qemu-system-x86_64 -machine none', () => {
