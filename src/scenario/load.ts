@@ -241,7 +241,12 @@ class Validator {
       }
     }
     const titleNode = f.get('title');
-    const title = titleNode ? (this.text(titleNode, 'title', []) ?? '') : '';
+    // The title is never expanded, so a `$` in it is just text.
+    let title = '';
+    if (titleNode) {
+      if (titleNode.kind === 'scalar' && (typeof titleNode.value === 'string' || typeof titleNode.value === 'number')) title = titleNode.text;
+      else this.error(titleNode, `title must be a string, found ${describeNode(titleNode)}`);
+    }
     const groupsNode = f.get('groups');
     const groups = groupsNode ? this.plainList(groupsNode, 'groups') : [];
     const requires: Scenario['requires'] = {};

@@ -77,3 +77,11 @@ describe('qtest list and show', () => {
     }
   });
 });
+
+describe('the default backend', () => {
+  it.skipIf(fs.existsSync(path.join(ROOT, 'src/backends/builtin.ts')))('says so in one line while the built-in engine is missing', () => {
+    const r = qtest(['run', '244']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('qtest run: builtin backend not available\n');
+  });
+});
