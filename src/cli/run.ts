@@ -99,6 +99,7 @@ export default async function run(argv: string[]): Promise<number> {
   try {
     filters = loadFilterDir(paths.filtersDir);
     const ids = selectIds(positionals, paths.scenariosDir);
+    if (ids.length === 0) return fail(`no scenarios in ${paths.scenariosDir}`);
     scenarios = loadScenarios(ids, paths.scenariosDir, new Set(filters.keys()));
   } catch (err) {
     if (err instanceof ValidationError || err instanceof SelectionError) return fail(err.message);
