@@ -1,0 +1,90 @@
+/**
+ * Cluster compression as QEMU 7.2 does it: zlib as raw deflate (window 12 bits, memLevel 9,
+ * default level), zstd as one frame at the default level. A compressed cluster is only
+ * used when it fits in cluster_size - 1 bytes. Decompression must produce exactly one
+ * cluster; trailing bytes (the descriptor only has sector precision) are ignored.
+ */
+import * as zlib from 'node:zlib';
+import { COMPRESSION_ZLIB } from './constants.ts';
+
+/** Compressed bytes, or null when they would not fit in maxLength bytes. */
+export function compressCluster(type: number, data: Uint8Array, maxLength: number): Uint8Array | null {
+  let out: Uint8Array;
+  if (type === COMPRESSION_ZLIB) {
+    out = zlib.deflateRawSync(data, { windowBits: 12, memLevel: 9, level: zlib.constants.Z_DEFAULT_COMPRESSION });
+  } else {
+    out = zlib.zstdCompressSync(data, {
+      params: { [zlib.constants.ZSTD_c_compressionLevel]: zlib.constants.ZSTD_CLEVEL_DEFAULT },
+    });
+  }
+  return out.length <= maxLength ? out : null;
+}
+
+/** Length of the zstd frame at off, or -1 when it is not a complete frame. */
+function zstdFrameLength(b: Uint8Array, off: number): number {
+  const magic = b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24);
+  if (off + 5 > b.length) return -1;
+  if ((magic & 0xfffffff0) === 0x184d2a50) {
+    // Skippable frame: 4-byte magic, 4-byte size.
+    if (off + 8 > b.length) return -1;
+    const size = (b[off + 4]! | (b[off + 5]! << 8) | (b[off + 6]! << 16) | (b[off + 7]! << 24)) >>> 0;
+    return off + 8 + size <= b.length ? 8 + size : -1;
+  }
+  if (magic >>> 0 !== 0xfd2fb528) return -1;
+  const fhd = b[off + 4]!;
+  const fcsFlag = fhd >> 6;
+  const single = (fhd >> 5) & 1;
+  const checksum = (fhd >> 2) & 1;
+  const didSize = [0, 1, 2, 4][fhd & 3]!;
+  const fcsSize = [single ? 1 : 0, 2, 4, 8][fcsFlag]!;
+  let p = off + 5 + (single ? 0 : 1) + didSize + fcsSize;
+  for (;;) {
+    if (p + 3 > b.length) return -1;
+    const h = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16);
+    const last = h & 1;
+    const btype = (h >> 1) & 3;
+    const size = h >>> 3;
+    if (btype === 3) return -1;
+    p += 3 + (btype === 1 ? 1 : size);
+    if (p > b.length) return -1;
+    if (last) break;
+  }
+  if (checksum) p += 4;
+  return p <= b.length ? p - off : -1;
+}
+
+/** Decompress one cluster; null when the data does not yield exactly clusterSize bytes. */
+export function decompressCluster(type: number, src: Uint8Array, clusterSize: number): Uint8Array | null {
+  try {
+    if (type === COMPRESSION_ZLIB) {
+      const out = zlib.inflateRawSync(src, {
+        windowBits: 15,
+        finishFlush: zlib.constants.Z_SYNC_FLUSH,
+        maxOutputLength: clusterSize * 2 + 1024,
+      });
+      return out.length >= clusterSize ? new Uint8Array(out.buffer, out.byteOffset, clusterSize) : null;
+    }
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    let off = 0;
+    while (total < clusterSize && off < src.length) {
+      const len = zstdFrameLength(src, off);
+      if (len <= 0) return null;
+      const out = zlib.zstdDecompressSync(src.subarray(off, off + len), { maxOutputLength: clusterSize * 2 + 1024 });
+      parts.push(out);
+      total += out.length;
+      off += len;
+    }
+    if (total < clusterSize) return null;
+    const res = new Uint8Array(clusterSize);
+    let pos = 0;
+    for (const p of parts) {
+      res.set(p.subarray(0, Math.min(p.length, clusterSize - pos)), pos);
+      pos += p.length;
+      if (pos >= clusterSize) break;
+    }
+    return res;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,534 @@
+/**
+ * Reference counts and the cluster allocator (QEMU's qcow2-refcount.c), with the same
+ * allocation order: first-fit from free_cluster_index, refcount blocks placed where they can
+ * describe themselves, refcount table growth through a self-covering "refcount area" at the
+ * end of the file. Layout compatibility with QEMU depends on these details.
+ *
+ * Crash safety: a new cluster's refcount is raised in the refcount block cache before any
+ * L2 entry references it; the L2 cache is made to depend on the refcount cache, so refcount
+ * blocks reach the disk first. Refcount decreases go the other way round.
+ */
+import { Errno, ErrnoError } from '../errno.ts';
+import type { CacheEntry } from './cache.ts';
+import { COMPRESSED_SECTOR_SIZE, HEADER_OFF_REFTABLE_OFFSET, HI_OFFSET_MASK, LO_OFFSET_MASK, QCOW_MAX_REFTABLE_SIZE, TWO32 } from './constants.ts';
+import { be32, discardAt, flushStorage, put32, put64, readAt, writeSync } from './io.ts';
+import type { DiscardType, State } from './state.ts';
+import { DISCARD_NEVER, DISCARD_OTHER } from './state.ts';
+import { CT_COMPRESSED, CT_NORMAL, CT_ZERO_ALLOC, clusterType } from './entries.ts';
+import { hexp } from './format.ts';
+
+export function getRefcountEntry(data: Uint8Array, index: number, order: number): number {
+  switch (order) {
+    case 0:
+      return (data[index >>> 3]! >>> (index & 7)) & 1;
+    case 1:
+      return (data[index >>> 2]! >>> (2 * (index & 3))) & 3;
+    case 2:
+      return (data[index >>> 1]! >>> (4 * (index & 1))) & 0xf;
+    case 3:
+      return data[index]!;
+    case 4:
+      return (data[2 * index]! << 8) | data[2 * index + 1]!;
+    case 5:
+      return be32(data, 4 * index);
+    default:
+      return be32(data, 8 * index) * TWO32 + be32(data, 8 * index + 4);
+  }
+}
+
+export function setRefcountEntry(data: Uint8Array, index: number, order: number, value: number): void {
+  switch (order) {
+    case 0: {
+      const i = index >>> 3;
+      const sh = index & 7;
+      data[i] = (data[i]! & ~(1 << sh)) | ((value & 1) << sh);
+      break;
+    }
+    case 1: {
+      const i = index >>> 2;
+      const sh = 2 * (index & 3);
+      data[i] = (data[i]! & ~(3 << sh)) | ((value & 3) << sh);
+      break;
+    }
+    case 2: {
+      const i = index >>> 1;
+      const sh = 4 * (index & 1);
+      data[i] = (data[i]! & ~(0xf << sh)) | ((value & 0xf) << sh);
+      break;
+    }
+    case 3:
+      data[index] = value;
+      break;
+    case 4:
+      data[2 * index] = (value >>> 8) & 0xff;
+      data[2 * index + 1] = value & 0xff;
+      break;
+    case 5:
+      put32(data, 4 * index, value);
+      break;
+    default:
+      put64(data, 8 * index, value);
+  }
+}
+
+/** REFT_OFFSET_MASK applied to a raw reftable entry. */
+export function reftableOffset(raw: number): number {
+  return raw - (raw % 512);
+}
+
+export function updateMaxRefcountTableIndex(s: State): void {
+  let i = s.refcountTableSize - 1;
+  while (i > 0 && reftableOffset(s.refcountTable[i]!) === 0) i--;
+  s.maxRefcountTableIndex = Math.max(i, 0);
+}
+
+/** qcow2_refcount_init(): load the refcount table. */
+export function refcountInit(s: State): void {
+  const n = s.hdr.refcountTableClusters * (s.clusterSize / 8);
+  s.refcountTableSize = n;
+  s.refcountTable = new Float64Array(n);
+  if (n > 0) {
+    const buf = new Uint8Array(n * 8);
+    readAt(s.file, s.refcountTableOffset, buf);
+    for (let i = 0; i < n; i++) s.refcountTable[i] = be32(buf, 8 * i) * TWO32 + be32(buf, 8 * i + 4);
+    updateMaxRefcountTableIndex(s);
+  }
+}
+
+/** qcow2_get_refcount() */
+export function getRefcount(s: State, clusterIndex: number): number {
+  const tableIndex = Math.floor(clusterIndex / s.refcountBlockSize);
+  if (tableIndex >= s.refcountTableSize) return 0;
+  const blockOffset = reftableOffset(s.refcountTable[tableIndex]!);
+  if (!blockOffset) return 0;
+  if (s.offsetIntoCluster(blockOffset)) {
+    throw s.signalCorruption(true, `Refblock offset ${hexp(blockOffset)} unaligned (reftable index: ${hexp(tableIndex)})`);
+  }
+  const e = s.refblockCache.get(blockOffset);
+  return getRefcountEntry(e.data, clusterIndex % s.refcountBlockSize, s.refcountOrder);
+}
+
+function inSameRefcountBlock(s: State, a: number, b: number): boolean {
+  const span = s.clusterSize * s.refcountBlockSize;
+  return Math.floor(a / span) === Math.floor(b / span);
+}
+
+const AGAIN = 'again';
+type Again = typeof AGAIN;
+
+/**
+ * alloc_refcount_block(): the refcount block covering clusterIndex, allocating it (and
+ * growing the refcount table) if needed. 'again' tells the caller that metadata was placed
+ * where it may have meant to allocate, so it must search for free space anew.
+ */
+function allocRefcountBlock(s: State, clusterIndex: number): CacheEntry | Again {
+  const tableIndex = Math.floor(clusterIndex / s.refcountBlockSize);
+  if (tableIndex < s.refcountTableSize) {
+    const off = reftableOffset(s.refcountTable[tableIndex]!);
+    if (off) {
+      if (s.offsetIntoCluster(off)) {
+        throw s.signalCorruption(true, `Refblock offset ${hexp(off)} unaligned (reftable index: ${hexp(tableIndex)})`);
+      }
+      return s.refblockCache.get(off);
+    }
+  }
+
+  // The refcount table is written below and may refer to blocks an L2 update depends on.
+  s.l2Cache.flush();
+
+  const newBlock = allocClustersNoref(s, s.clusterSize);
+  let block: CacheEntry;
+  if (inSameRefcountBlock(s, newBlock, clusterIndex * s.clusterSize)) {
+    block = s.refblockCache.getEmpty(newBlock);
+    block.data.fill(0);
+    setRefcountEntry(block.data, (newBlock / s.clusterSize) % s.refcountBlockSize, s.refcountOrder, 1);
+  } else {
+    // Described by another block; this recurses at most twice.
+    if (!updateRefcount(s, newBlock, s.clusterSize, 1, false, DISCARD_NEVER)) return AGAIN;
+    s.refblockCache.flush();
+    block = s.refblockCache.getEmpty(newBlock);
+    block.data.fill(0);
+  }
+  s.refblockCache.markDirty(block);
+  s.refblockCache.flush();
+  s.metadataClusters = null;
+
+  if (tableIndex < s.refcountTableSize) {
+    const entry = new Uint8Array(8);
+    put64(entry, 0, newBlock);
+    writeSync(s.file, s.refcountTableOffset + tableIndex * 8, entry);
+    s.refcountTable[tableIndex] = newBlock;
+    s.maxRefcountTableIndex = Math.max(s.maxRefcountTableIndex, tableIndex);
+    return AGAIN;
+  }
+
+  // The table is full: build new self-describing refcount structures past the current end.
+  const blocksUsed = Math.ceil(Math.max(clusterIndex + 1, newBlock / s.clusterSize + 1) / s.refcountBlockSize);
+  const metaOffset = blocksUsed * s.refcountBlockSize * s.clusterSize;
+  refcountArea(s, metaOffset, 0, false, tableIndex, newBlock);
+  return AGAIN;
+}
+
+/**
+ * qcow2_refcount_metadata_size(): refcount blocks and table clusters needed to cover
+ * `clusters` clusters plus themselves (fixed point); with generousIncrease the table is
+ * sized 1.5x.
+ */
+export function refcountMetadataSize(
+  clusters: number,
+  clusterSize: number,
+  refcountOrder: number,
+  generousIncrease: boolean,
+): { bytes: number; blocks: number } {
+  const blocksPerTableCluster = clusterSize / 8;
+  const refcountsPerBlock = (clusterSize * 8) / 2 ** refcountOrder;
+  let table = 0;
+  let blocks = 0;
+  let n = 0;
+  let last: number;
+  let generous = generousIncrease;
+  let c = clusters;
+  do {
+    last = n;
+    blocks = Math.ceil((c + table + blocks) / refcountsPerBlock);
+    table = Math.ceil(blocks / blocksPerTableCluster);
+    n = c + blocks + table;
+    if (n === last && generous) {
+      c += Math.ceil(table / 2);
+      n = 0;
+      generous = false;
+    }
+  } while (n !== last);
+  return { bytes: (blocks + table) * clusterSize, blocks };
+}
+
+/**
+ * qcow2_refcount_area(): at startOffset (the end of used space) create refcount blocks and a
+ * new refcount table that cover all of themselves plus additionalClusters behind them, then
+ * switch the header to the new table. Returns the offset after the new structures.
+ */
+export function refcountArea(
+  s: State,
+  startOffset: number,
+  additionalClusters: number,
+  exactSize: boolean,
+  newRefblockIndex: number,
+  newRefblockOffset: number,
+): number {
+  const cs = s.clusterSize;
+  const { blocks: totalRefblockCount } = refcountMetadataSize(
+    startOffset / cs + additionalClusters,
+    cs,
+    s.refcountOrder,
+    !exactSize,
+  );
+  if (totalRefblockCount > QCOW_MAX_REFTABLE_SIZE) throw new ErrnoError(Errno.EFBIG);
+  const areaReftableIndex = Math.floor(startOffset / cs / s.refcountBlockSize);
+  let tableSize = exactSize ? totalRefblockCount : totalRefblockCount + Math.ceil(totalRefblockCount / 2);
+  const perCluster = cs / 8;
+  tableSize = Math.ceil(tableSize / perCluster) * perCluster;
+  const tableClusters = (tableSize * 8) / cs;
+  if (tableSize > QCOW_MAX_REFTABLE_SIZE) throw new ErrnoError(Errno.EFBIG);
+
+  const newTable = new Float64Array(tableSize);
+  if (tableSize > s.maxRefcountTableIndex) {
+    newTable.set(s.refcountTable.subarray(0, Math.min(s.maxRefcountTableIndex + 1, s.refcountTableSize)));
+  } else {
+    newTable.set(s.refcountTable.subarray(0, tableSize));
+  }
+  if (newRefblockOffset) newTable[newRefblockIndex] = newRefblockOffset;
+
+  let additionalRefblocks = 0;
+  for (let i = areaReftableIndex; i < totalRefblockCount; i++) if (!newTable[i]) additionalRefblocks++;
+  const tableOffset = startOffset + additionalRefblocks * cs;
+  const endOffset = tableOffset + tableClusters * cs;
+
+  let blockOffset = startOffset;
+  for (let i = areaReftableIndex; i < totalRefblockCount; i++) {
+    let e: CacheEntry;
+    if (newTable[i]) {
+      e = s.refblockCache.get(reftableOffset(newTable[i]!));
+    } else {
+      e = s.refblockCache.getEmpty(blockOffset);
+      e.data.fill(0);
+      s.refblockCache.markDirty(e);
+      newTable[i] = blockOffset;
+      blockOffset += cs;
+    }
+    const firstCovered = i * s.refcountBlockSize * cs;
+    if (firstCovered < endOffset) {
+      let j = firstCovered < startOffset ? (startOffset - firstCovered) / cs : 0;
+      const end = Math.min((endOffset - firstCovered) / cs, s.refcountBlockSize);
+      for (; j < end; j++) setRefcountEntry(e.data, j, s.refcountOrder, 1);
+      s.refblockCache.markDirty(e);
+    }
+  }
+
+  s.refblockCache.flush();
+
+  const tbl = new Uint8Array(tableSize * 8);
+  for (let i = 0; i < tableSize; i++) if (newTable[i]) put64(tbl, i * 8, newTable[i]!);
+  writeSync(s.file, tableOffset, tbl);
+
+  const hdr = new Uint8Array(12);
+  put64(hdr, 0, tableOffset);
+  put32(hdr, 8, tableClusters);
+  writeSync(s.file, HEADER_OFF_REFTABLE_OFFSET, hdr);
+
+  const oldOffset = s.refcountTableOffset;
+  const oldSize = s.refcountTableSize;
+  s.refcountTable = newTable;
+  s.refcountTableSize = tableSize;
+  s.hdr.refcountTableOffset = tableOffset;
+  s.hdr.refcountTableClusters = tableClusters;
+  updateMaxRefcountTableIndex(s);
+  s.metadataClusters = null;
+  freeClusters(s, oldOffset, oldSize * 8, DISCARD_OTHER);
+  return endOffset;
+}
+
+/** qcow2_process_discards(): pass queued discards of freed clusters to the image file. */
+export function processDiscards(s: State, ok: boolean): void {
+  const list = s.discards;
+  s.discards = [];
+  if (!ok) return;
+  for (const d of list) discardAt(s.file, d.offset, d.bytes);
+}
+
+function queueDiscard(s: State, offset: number, length: number): void {
+  let d = s.discards.find((r) => {
+    const start = Math.min(offset, r.offset);
+    const end = Math.max(offset + length, r.offset + r.bytes);
+    return end - start <= length + r.bytes;
+  });
+  if (d) {
+    const start = Math.min(offset, d.offset);
+    d.bytes = Math.max(offset + length, d.offset + d.bytes) - start;
+    d.offset = start;
+  } else {
+    d = { offset, bytes: length };
+    s.discards.push(d);
+  }
+  const cur = d;
+  s.discards = s.discards.filter((p) => {
+    if (p === cur || p.offset > cur.offset + cur.bytes || cur.offset > p.offset + p.bytes) return true;
+    cur.offset = Math.min(cur.offset, p.offset);
+    cur.bytes += p.bytes;
+    return false;
+  });
+}
+
+/**
+ * update_refcount(): add or subtract addend for every cluster touched by [offset,
+ * offset+length). Returns false when a refcount block had to be allocated (QEMU's -EAGAIN);
+ * the partial update is rolled back then, as on errors.
+ */
+export function updateRefcount(
+  s: State,
+  offset: number,
+  length: number,
+  addend: number,
+  decrease: boolean,
+  type: DiscardType,
+): boolean {
+  if (length <= 0) return true;
+  if (decrease) s.refblockCache.setDependency(s.l2Cache);
+  const start = s.startOfCluster(offset);
+  const last = s.startOfCluster(offset + length - 1);
+  let block: CacheEntry | null = null;
+  let oldTableIndex = -1;
+  let clusterOffset = start;
+  let failure: unknown = null;
+  let again = false;
+  for (; clusterOffset <= last; clusterOffset += s.clusterSize) {
+    const clusterIndex = clusterOffset / s.clusterSize;
+    const tableIndex = Math.floor(clusterIndex / s.refcountBlockSize);
+    try {
+      if (tableIndex !== oldTableIndex) {
+        const r = allocRefcountBlock(s, clusterIndex);
+        if (r === AGAIN) {
+          // Let the caller retry with the same clusters first; they may still be free.
+          if (s.freeClusterIndex > start / s.clusterSize) s.freeClusterIndex = start / s.clusterSize;
+          again = true;
+          break;
+        }
+        block = r;
+      }
+    } catch (err) {
+      failure = err;
+      break;
+    }
+    oldTableIndex = tableIndex;
+    const b = block!;
+    const idx = clusterIndex % s.refcountBlockSize;
+    let refcount = getRefcountEntry(b.data, idx, s.refcountOrder);
+    if (decrease ? refcount < addend : refcount + addend > s.refcountMax) {
+      failure = new ErrnoError(Errno.EINVAL);
+      break;
+    }
+    refcount = decrease ? refcount - addend : refcount + addend;
+    if (refcount === 0 && clusterIndex < s.freeClusterIndex) s.freeClusterIndex = clusterIndex;
+    setRefcountEntry(b.data, idx, s.refcountOrder, refcount);
+    s.refblockCache.markDirty(b);
+    if (refcount === 0) {
+      // A freed cluster may have held a cached table; it must not be written back there.
+      s.l2Cache.discard(clusterOffset);
+      if (clusterOffset !== b.offset) s.refblockCache.discard(clusterOffset);
+      if (s.discardPassthrough[type]) queueDiscard(s, clusterOffset, s.clusterSize);
+    }
+  }
+  const ok = !failure && !again;
+  if (!s.cacheDiscards) processDiscards(s, ok);
+  if (!ok) {
+    try {
+      updateRefcount(s, offset, clusterOffset - offset, addend, !decrease, DISCARD_NEVER);
+    } catch {
+      // Undoing is best effort, as in QEMU.
+    }
+  }
+  if (failure) throw failure;
+  return !again;
+}
+
+/** Retry wrapper for callers that just want the update done. */
+export function updateRefcountRetry(
+  s: State,
+  offset: number,
+  length: number,
+  addend: number,
+  decrease: boolean,
+  type: DiscardType,
+): void {
+  while (!updateRefcount(s, offset, length, addend, decrease, type)) {
+    /* a refcount block was allocated; try again */
+  }
+}
+
+/** qcow2_update_cluster_refcount() */
+export function updateClusterRefcount(s: State, clusterIndex: number, addend: number, decrease: boolean, type: DiscardType): void {
+  updateRefcountRetry(s, clusterIndex * s.clusterSize, 1, addend, decrease, type);
+}
+
+/** alloc_clusters_noref(): first fit starting at free_cluster_index; refcounts untouched. */
+export function allocClustersNoref(s: State, size: number): number {
+  if (s.cacheDiscards) processDiscards(s, true);
+  const n = s.sizeToClusters(size);
+  for (;;) {
+    let i = 0;
+    for (; i < n; i++) {
+      const idx = s.freeClusterIndex++;
+      if (getRefcount(s, idx) !== 0) break;
+    }
+    if (i === n) break;
+  }
+  if (s.freeClusterIndex > 0 && (s.freeClusterIndex - 1) * s.clusterSize > Number.MAX_SAFE_INTEGER) {
+    throw new ErrnoError(Errno.EFBIG);
+  }
+  return (s.freeClusterIndex - n) * s.clusterSize;
+}
+
+/** qcow2_alloc_clusters(): allocate and refcount `size` bytes worth of clusters. */
+export function allocClusters(s: State, size: number): number {
+  for (;;) {
+    const offset = allocClustersNoref(s, size);
+    if (updateRefcount(s, offset, size, 1, false, DISCARD_NEVER)) return offset;
+  }
+}
+
+/** qcow2_alloc_clusters_at(): allocate as many of n clusters at offset as are free. */
+export function allocClustersAt(s: State, offset: number, n: number): number {
+  if (n === 0) return 0;
+  for (;;) {
+    let i = 0;
+    const first = offset / s.clusterSize;
+    for (; i < n; i++) if (getRefcount(s, first + i) !== 0) break;
+    if (updateRefcount(s, offset, i * s.clusterSize, 1, false, DISCARD_NEVER)) return i;
+  }
+}
+
+/** qcow2_alloc_bytes(): sub-cluster allocation for compressed data, packed contiguously. */
+export function allocBytes(s: State, size: number): number {
+  let offset = s.freeByteOffset;
+  if (offset) {
+    if (getRefcount(s, Math.floor(offset / s.clusterSize)) === s.refcountMax) offset = 0;
+  }
+  let freeInCluster = s.clusterSize - s.offsetIntoCluster(offset);
+  for (;;) {
+    if (!offset || freeInCluster < size) {
+      const newCluster = allocClustersNoref(s, s.clusterSize);
+      if (!offset || Math.ceil(offset / s.clusterSize) * s.clusterSize !== newCluster) {
+        offset = newCluster;
+        freeInCluster = s.clusterSize;
+      } else {
+        freeInCluster += s.clusterSize;
+      }
+    }
+    if (updateRefcount(s, offset, size, 1, false, DISCARD_NEVER)) break;
+    offset = 0;
+  }
+  s.l2Cache.setDependency(s.refblockCache);
+  s.freeByteOffset = offset + size;
+  if (!s.offsetIntoCluster(s.freeByteOffset)) s.freeByteOffset = 0;
+  return offset;
+}
+
+/** qcow2_free_clusters(): failures are reported by QEMU on stderr and otherwise ignored. */
+export function freeClusters(s: State, offset: number, size: number, type: DiscardType): void {
+  try {
+    updateRefcountRetry(s, offset, size, 1, true, type);
+  } catch {
+    // The clusters leak; `check -r leaks` recovers them.
+  }
+}
+
+/** Compressed descriptor → host byte offset and byte length (qcow2_parse_compressed_l2_entry). */
+export function parseCompressed(s: State, hi: number, lo: number): { offset: number; size: number } {
+  // The offset field is the low csize_shift bits of the entry; csize_shift >= 41.
+  const hiBits = s.csizeShift - 32;
+  const offHi = hi & (2 ** hiBits - 1);
+  const offset = offHi * TWO32 + (lo >>> 0);
+  const nbCsectors = Math.floor((hi & 0x3fffffff) / 2 ** hiBits) & s.csizeMask;
+  const size = (nbCsectors + 1) * COMPRESSED_SECTOR_SIZE - (offset % COMPRESSED_SECTOR_SIZE);
+  return { offset, size };
+}
+
+/** qcow2_free_any_cluster() */
+export function freeAnyCluster(s: State, hi: number, lo: number, type: DiscardType): void {
+  const ctype = clusterType(s, hi, lo);
+  const offset = (hi & HI_OFFSET_MASK) * TWO32 + ((lo & LO_OFFSET_MASK) >>> 0);
+  if (s.hasDataFile) {
+    if (s.discardPassthrough[type] && (ctype === CT_NORMAL || ctype === CT_ZERO_ALLOC)) {
+      discardAt(s.dataFile, offset, s.clusterSize);
+    }
+    return;
+  }
+  switch (ctype) {
+    case CT_COMPRESSED: {
+      const c = parseCompressed(s, hi, lo);
+      freeClusters(s, c.offset, c.size, type);
+      break;
+    }
+    case CT_NORMAL:
+    case CT_ZERO_ALLOC:
+      if (s.offsetIntoCluster(offset)) {
+        s.signalCorruption(false, `Cannot free unaligned cluster ${hexp(offset)}`);
+      } else {
+        freeClusters(s, offset, s.clusterSize, type);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+/** qcow2_write_caches(): L2 tables (which may depend on refcounts) and refcount blocks. */
+export function writeCaches(s: State): void {
+  s.l2Cache.write();
+  s.refblockCache.write();
+}
+
+/** qcow2_flush_caches() */
+export function flushCaches(s: State): void {
+  writeCaches(s);
+  flushStorage(s.file);
+}
