@@ -151,7 +151,12 @@ function hex(n: number): string {
  * dump_map_entry for one entry. Human mode may also rewrite `next` (QEMU folds zero and
  * unallocated ranges together there); returns the text, or an error message.
  */
-export function formatMapEntry(mode: 'human' | 'json', e: MapEntry, next: MapEntry | null): { text: string } | { error: string } {
+export function formatMapEntry(
+  mode: 'human' | 'json',
+  e: MapEntry,
+  next: MapEntry | null,
+  startOffset = 0,
+): { text: string } | { error: string } {
   if (mode === 'human') {
     let text = '';
     if (e.data && e.offset === undefined) return { error: 'File contains external, encrypted or compressed clusters.' };
@@ -165,7 +170,7 @@ export function formatMapEntry(mode: 'human' | 'json', e: MapEntry, next: MapEnt
     return { text };
   }
   let text =
-    `${e.start === 0 ? '[' : ',\n'}{ "start": ${e.start}, "length": ${e.length}, "depth": ${e.depth},` +
+    `${e.start === startOffset ? '[' : ',\n'}{ "start": ${e.start}, "length": ${e.length}, "depth": ${e.depth},` +
     ` "present": ${e.present}, "zero": ${e.zero}, "data": ${e.data}`;
   if (e.offset !== undefined) text += `, "offset": ${e.offset}`;
   text += '}';

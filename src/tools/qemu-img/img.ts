@@ -52,7 +52,8 @@ export class Img {
   /** error_report_err / error_reportf_err: the message (with prefix) and then its hint verbatim. */
   reportErr(err: unknown, prefix = ''): void {
     this.error(prefix + errorMessage(err));
-    if (err instanceof QemuError && err.hint) this.ctx.out.stderr(err.hint);
+    const hint = err instanceof QemuError ? err.hint : (err as { hint?: unknown } | null)?.hint;
+    if (typeof hint === 'string' && hint !== '') this.ctx.out.stderr(hint);
   }
 
   /** error_exit: the message, the --help pointer, exit status 1. */

@@ -1,0 +1,202 @@
+/**
+ * qemu-img bench: COUNT requests of BUFSIZE bytes at OFFSET, OFFSET+STEP, ... (wrapping at
+ * the image end), reads or writes of a pattern byte, with optional periodic flushes. Requests
+ * are issued one after the other; the queue depth only shapes the printed summary and the
+ * flush rule, as every request completes before the next starts here.
+ */
+import { isValidAioMode } from '../../block/open.ts';
+import { Errno, ErrnoError, strerror } from '../../errno.ts';
+import { OPTION_FLUSH_INTERVAL, OPTION_IMAGE_OPTS, OPTION_NO_DRAIN, OPTION_PATTERN, cacheMode, imgOpen } from './common.ts';
+import { formatFixed } from '../common/cformat.ts';
+import type { Img } from './img.ts';
+import { INT_MAX, cvtnum, cvtnumFull, qemuStrtou64 } from './numbers.ts';
+
+function errnoOf(err: unknown): number {
+  return err instanceof ErrnoError ? err.errno : Errno.EIO;
+}
+
+export function imgBench(img: Img, argv: string[]): number {
+  let fmt: string | undefined;
+  let imageOpts = false;
+  let isWrite = false;
+  let count = 75000;
+  let depth = 64;
+  let offset = 0n;
+  let bufsize = 4096;
+  let pattern = 0;
+  let step = 0;
+  let flushInterval = 0;
+  let drainOnFlush = true;
+  let writethrough = false;
+  let forceShare = false;
+  let cache: ReturnType<typeof cacheMode> = null;
+
+  const g = img.getopt(argv, ':hc:d:f:ni:o:qs:S:t:wU', [
+    { name: 'help', hasArg: false, val: 'h' },
+    { name: 'flush-interval', hasArg: true, val: OPTION_FLUSH_INTERVAL },
+    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
+    { name: 'pattern', hasArg: true, val: OPTION_PATTERN },
+    { name: 'no-drain', hasArg: false, val: OPTION_NO_DRAIN },
+    { name: 'force-share', hasArg: false, val: 'U' },
+  ]);
+  const ulong = (text: string, max: bigint): number | null => {
+    const r = qemuStrtou64(text, 0);
+    if (!r.ok || r.value > max) return null;
+    return Number(r.value);
+  };
+  for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    switch (r.opt) {
+      case 'c': {
+        const v = ulong(r.optarg!, INT_MAX);
+        if (v === null) {
+          img.error('Invalid request count specified');
+          return 1;
+        }
+        count = v;
+        break;
+      }
+      case 'd': {
+        const v = ulong(r.optarg!, INT_MAX);
+        if (v === null) {
+          img.error('Invalid queue depth specified');
+          return 1;
+        }
+        depth = v;
+        break;
+      }
+      case 'f':
+        fmt = r.optarg!;
+        break;
+      case 'n':
+        break;
+      case 'i':
+        if (!isValidAioMode(r.optarg!)) {
+          img.error(`Invalid aio option: ${r.optarg}`);
+          return 1;
+        }
+        break;
+      case 'o': {
+        const c = cvtnum('offset', r.optarg!);
+        if (!c.ok) {
+          for (const m of c.messages) img.error(m);
+          return 1;
+        }
+        offset = c.value;
+        break;
+      }
+      case 'q':
+        img.quiet = true;
+        break;
+      case 's':
+      case 'S': {
+        const c = cvtnumFull(r.opt === 's' ? 'buffer size' : 'step_size', r.optarg!, 0n, INT_MAX);
+        if (!c.ok) {
+          for (const m of c.messages) img.error(m);
+          return 1;
+        }
+        if (r.opt === 's') bufsize = Number(c.value);
+        else step = Number(c.value);
+        break;
+      }
+      case 't': {
+        cache = cacheMode(r.optarg!);
+        if (!cache) {
+          img.error('Invalid cache mode');
+          return 1;
+        }
+        writethrough = cache.writethrough;
+        break;
+      }
+      case 'w':
+        isWrite = true;
+        break;
+      case 'U':
+        forceShare = true;
+        break;
+      case OPTION_PATTERN: {
+        const v = ulong(r.optarg!, 0xffn);
+        if (v === null) {
+          img.error('Invalid pattern byte specified');
+          return 1;
+        }
+        pattern = v;
+        break;
+      }
+      case OPTION_FLUSH_INTERVAL: {
+        const v = ulong(r.optarg!, INT_MAX);
+        if (v === null) {
+          img.error('Invalid flush interval specified');
+          return 1;
+        }
+        flushInterval = v;
+        break;
+      }
+      case OPTION_NO_DRAIN:
+        drainOnFlush = false;
+        break;
+      case OPTION_IMAGE_OPTS:
+        imageOpts = true;
+        break;
+    }
+  }
+  void drainOnFlush;
+  const rest = g.operands();
+  if (rest.length !== 1) img.errorExit('Expecting one image file name');
+  const filename = rest[0]!;
+  if (!isWrite && flushInterval) {
+    img.error('--flush-interval is only available in write tests');
+    return 1;
+  }
+  if (flushInterval && flushInterval < depth) {
+    img.error("Flush interval can't be smaller than depth");
+    return 1;
+  }
+
+  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: !isWrite, writethrough, forceShare };
+  if (cache) req.cache = cache;
+  if (fmt !== undefined) req.fmt = fmt;
+  const blk = imgOpen(img, req);
+  if (!blk) return 1;
+  try {
+    const imageSize = BigInt(blk.length());
+    const stepSize = step || bufsize;
+    img.print(
+      `Sending ${count} ${isWrite ? 'write' : 'read'} requests, ${bufsize} bytes each, ${depth} in parallel ` +
+        `(starting at offset ${offset}, step size ${stepSize})\n`,
+    );
+    if (flushInterval) img.print(`Sending flush every ${flushInterval} requests\n`);
+
+    const buf = new Uint8Array(bufsize).fill(pattern);
+    const start = process.hrtime.bigint();
+    let pos = offset;
+    for (let i = 0; i < count; i++) {
+      const at = Number(pos);
+      pos = imageSize === 0n ? 0n : (pos + BigInt(stepSize)) % imageSize;
+      try {
+        if (isWrite) blk.write(at, buf);
+        else blk.read(at, buf);
+      } catch (err) {
+        img.error(`Failed request: ${strerror(errnoOf(err))}`);
+        throw new BenchExit();
+      }
+      if (flushInterval && (count - i - 1) % flushInterval === 0 && i !== count - 1) {
+        try {
+          blk.flush();
+        } catch (err) {
+          img.error(`Failed flush request: ${strerror(errnoOf(err))}`);
+          throw new BenchExit();
+        }
+      }
+    }
+    const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+    img.print(`Run completed in ${formatFixed(elapsed, 3)} seconds.\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof BenchExit) return 1;
+    throw err;
+  } finally {
+    blk.close();
+  }
+}
+
+class BenchExit extends Error {}

@@ -1,0 +1,217 @@
+/**
+ * qemu-img compare. Exit codes: 0 identical, 1 different, 2 open/usage errors, 3 block status
+ * failure, 4 read errors.
+ */
+import { ErrnoError, Errno, strerror } from '../../errno.ts';
+import type { BlockBackend } from '../../block/backend.ts';
+import { BDRV_DEFAULT_CACHE, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, cacheMode, imgOpen, statusAbove } from './common.ts';
+import type { Img } from './img.ts';
+
+const IO_BUF_SIZE = 2 * 1024 * 1024;
+const SECTOR = 512;
+
+function isZero(buf: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** find_nonzero: the first sector (offset within buf) holding a non-zero byte, or -1. */
+function findNonzero(buf: Uint8Array, n: number): number {
+  const end = n - (n % SECTOR);
+  let i = 0;
+  for (; i < end; i += SECTOR) if (!isZero(buf, i, i + SECTOR)) return i;
+  if (i < n && !isZero(buf, i, n)) return i;
+  return -1;
+}
+
+/** compare_buffers: [differs, length of the prefix with the same status, sector granular]. */
+function compareBuffers(a: Uint8Array, b: Uint8Array, bytes: number): [boolean, number] {
+  const same = (start: number, len: number) => {
+    for (let k = start; k < start + len; k++) if (a[k] !== b[k]) return false;
+    return true;
+  };
+  let i = Math.min(bytes, SECTOR);
+  const res = !same(0, i);
+  while (i < bytes) {
+    const len = Math.min(bytes - i, SECTOR);
+    if (!same(i, len) !== res) break;
+    i += len;
+  }
+  return [res, i];
+}
+
+function errnoOf(err: unknown): number {
+  return err instanceof ErrnoError ? err.errno : Errno.EIO;
+}
+
+export function imgCompare(img: Img, argv: string[]): number {
+  let fmt1: string | undefined;
+  let fmt2: string | undefined;
+  let cache = BDRV_DEFAULT_CACHE;
+  let strict = false;
+  let imageOpts = false;
+  let forceShare = false;
+  const objects = new ObjectList();
+
+  const g = img.getopt(argv, ':hf:F:T:pqsU', [
+    { name: 'help', hasArg: false, val: 'h' },
+    { name: 'object', hasArg: true, val: OPTION_OBJECT },
+    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
+    { name: 'force-share', hasArg: false, val: 'U' },
+  ]);
+  for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    switch (r.opt) {
+      case 'f':
+        fmt1 = r.optarg!;
+        break;
+      case 'F':
+        fmt2 = r.optarg!;
+        break;
+      case 'T':
+        cache = r.optarg!;
+        break;
+      case 'p':
+        break;
+      case 'q':
+        img.quiet = true;
+        break;
+      case 's':
+        strict = true;
+        break;
+      case 'U':
+        forceShare = true;
+        break;
+      case OPTION_OBJECT:
+        if (!objects.add(img, r.optarg!)) return 2;
+        break;
+      case OPTION_IMAGE_OPTS:
+        imageOpts = true;
+        break;
+    }
+  }
+  const rest = g.operands();
+  if (rest.length !== 2) img.errorExit('Expecting two image file names');
+  const [filename1, filename2] = rest as [string, string];
+  if (!objects.create(img)) return 2;
+
+  const cs = cacheMode(cache);
+  if (!cs) {
+    img.error(`Invalid source cache option: ${cache}`);
+    return 2;
+  }
+  const open = (filename: string, fmt: string | undefined) => {
+    const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: true, writethrough: cs.writethrough, cache: cs, forceShare };
+    if (fmt !== undefined) req.fmt = fmt;
+    return imgOpen(img, req);
+  };
+  const blk1 = open(filename1, fmt1);
+  if (!blk1) return 2;
+  const blk2 = open(filename2, fmt2);
+  if (!blk2) {
+    blk1.close();
+    return 2;
+  }
+  try {
+    return compareImages(img, blk1, blk2, filename1, filename2, strict);
+  } finally {
+    blk2.close();
+    blk1.close();
+  }
+}
+
+function compareImages(img: Img, blk1: BlockBackend, blk2: BlockBackend, filename1: string, filename2: string, strict: boolean): number {
+  const buf1 = new Uint8Array(IO_BUF_SIZE);
+  const buf2 = new Uint8Array(IO_BUF_SIZE);
+  const size1 = blk1.length();
+  const size2 = blk2.length();
+  const totalSize = Math.min(size1, size2);
+  const progressBase = Math.max(size1, size2);
+
+  if (strict && size1 !== size2) {
+    img.qprint('Strict mode: Image size mismatch!\n');
+    return 1;
+  }
+
+  const read = (blk: BlockBackend, filename: string, offset: number, buf: Uint8Array): boolean => {
+    try {
+      blk.read(offset, buf);
+      return true;
+    } catch (err) {
+      img.error(`Error while reading offset ${offset} of ${filename}: ${strerror(errnoOf(err))}`);
+      return false;
+    }
+  };
+  /** check_empty_sectors: 0 zero, 1 mismatch, 4 read error. */
+  const checkEmpty = (blk: BlockBackend, offset: number, bytes: number, filename: string): number => {
+    const b = buf1.subarray(0, bytes);
+    if (!read(blk, filename, offset, b)) return 4;
+    const idx = findNonzero(b, bytes);
+    if (idx >= 0) {
+      img.qprint(`Content mismatch at offset ${offset + idx}!\n`);
+      return 1;
+    }
+    return 0;
+  };
+  const status = (blk: BlockBackend, filename: string, offset: number, bytes: number) => {
+    try {
+      return statusAbove(blk.root, offset, bytes);
+    } catch {
+      img.error(`Sector allocation test failed for ${filename}`);
+      return null;
+    }
+  };
+
+  let offset = 0;
+  while (offset < totalSize) {
+    const s1 = status(blk1, filename1, offset, size1 - offset);
+    if (!s1) return 3;
+    const s2 = status(blk2, filename2, offset, size2 - offset);
+    if (!s2) return 3;
+    let chunk = Math.min(s1.length, s2.length);
+    if (strict) {
+      const same = s1.allocated === s2.allocated && s1.data === s2.data && s1.zero === s2.zero && (s1.offset !== undefined) === (s2.offset !== undefined);
+      if (!same) {
+        img.qprint(`Strict mode: Offset ${offset} block status mismatch!\n`);
+        return 1;
+      }
+    }
+    if (s1.zero && s2.zero) {
+      // nothing to compare
+    } else if (s1.allocated === s2.allocated) {
+      if (s1.allocated) {
+        chunk = Math.min(chunk, IO_BUF_SIZE);
+        if (!read(blk1, filename1, offset, buf1.subarray(0, chunk))) return 4;
+        if (!read(blk2, filename2, offset, buf2.subarray(0, chunk))) return 4;
+        const [differs, pnum] = compareBuffers(buf1, buf2, chunk);
+        if (differs || pnum !== chunk) {
+          img.qprint(`Content mismatch at offset ${offset + (differs ? 0 : pnum)}!\n`);
+          return 1;
+        }
+      }
+    } else {
+      chunk = Math.min(chunk, IO_BUF_SIZE);
+      const r = s1.allocated ? checkEmpty(blk1, offset, chunk, filename1) : checkEmpty(blk2, offset, chunk, filename2);
+      if (r) return r;
+    }
+    offset += chunk;
+  }
+
+  if (size1 !== size2) {
+    img.qprint('Warning: Image size mismatch!\n');
+    const [over, overName] = size1 > size2 ? [blk1, filename1] : [blk2, filename2];
+    while (offset < progressBase) {
+      const s = status(over, overName, offset, progressBase - offset);
+      if (!s) return 3;
+      let chunk = s.length;
+      if (s.allocated && !s.zero) {
+        chunk = Math.min(chunk, IO_BUF_SIZE);
+        const r = checkEmpty(over, offset, chunk, overName);
+        if (r) return r;
+      }
+      offset += chunk;
+    }
+  }
+
+  img.qprint('Images are identical.\n');
+  return 0;
+}

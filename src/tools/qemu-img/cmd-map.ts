@@ -1,0 +1,138 @@
+/**
+ * qemu-img map: block status over the backing chain, merged into runs, human or json.
+ */
+import { ErrnoError, Errno, strerror } from '../../errno.ts';
+import type { BlockNode } from '../../block/types.ts';
+import { OPTION_IMAGE_OPTS, OPTION_OBJECT, OPTION_OUTPUT, ObjectList, backingOf, imgOpen, nodeStatus, parseOutput } from './common.ts';
+import { MAP_HUMAN_HEADER, formatMapEntry, mapEntryMergeable, type MapEntry } from './format.ts';
+import type { Img } from './img.ts';
+import { cvtnum } from './numbers.ts';
+
+const GiB = 1024 * 1024 * 1024;
+
+/** get_block_status: walk down the chain until a layer describes the range. */
+function getBlockStatus(top: BlockNode, offset: number, bytes: number): MapEntry {
+  let node: BlockNode = top;
+  let depth = 0;
+  let length = bytes;
+  for (;;) {
+    const s = nodeStatus(node, offset, length);
+    length = s.length;
+    if (s.data || s.zero) {
+      const entry: MapEntry = { start: offset, length, data: s.data, zero: s.zero, depth, present: s.allocated };
+      if (s.offset !== undefined) {
+        entry.offset = s.offset;
+        if (s.file) entry.filename = s.file.filename;
+      }
+      return entry;
+    }
+    const backing = backingOf(node);
+    if (!backing) return { start: offset, length, data: false, zero: false, depth, present: false };
+    node = backing;
+    depth++;
+  }
+}
+
+export function imgMap(img: Img, argv: string[]): number {
+  let fmt: string | undefined;
+  let output: string | undefined;
+  let imageOpts = false;
+  let forceShare = false;
+  let startOffset = 0n;
+  let maxLength = -1n;
+  const objects = new ObjectList();
+
+  const g = img.getopt(argv, ':f:s:l:hU', [
+    { name: 'help', hasArg: false, val: 'h' },
+    { name: 'format', hasArg: true, val: 'f' },
+    { name: 'output', hasArg: true, val: OPTION_OUTPUT },
+    { name: 'object', hasArg: true, val: OPTION_OBJECT },
+    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
+    { name: 'force-share', hasArg: false, val: 'U' },
+    { name: 'start-offset', hasArg: true, val: 's' },
+    { name: 'max-length', hasArg: true, val: 'l' },
+  ]);
+  for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    switch (r.opt) {
+      case 'f':
+        fmt = r.optarg!;
+        break;
+      case 'U':
+        forceShare = true;
+        break;
+      case OPTION_OUTPUT:
+        output = r.optarg!;
+        break;
+      case 's':
+      case 'l': {
+        const c = cvtnum(r.opt === 's' ? 'start offset' : 'max length', r.optarg!);
+        if (!c.ok) {
+          for (const m of c.messages) img.error(m);
+          return 1;
+        }
+        if (c.warning) img.warn(c.warning);
+        if (r.opt === 's') startOffset = c.value;
+        else maxLength = c.value;
+        break;
+      }
+      case OPTION_OBJECT:
+        if (!objects.add(img, r.optarg!)) return 1;
+        break;
+      case OPTION_IMAGE_OPTS:
+        imageOpts = true;
+        break;
+    }
+  }
+  const rest = g.operands();
+  if (rest.length !== 1) img.errorExit('Expecting one image file name');
+  const filename = rest[0]!;
+  const mode = parseOutput(img, output);
+  if (mode === null) return 1;
+  if (!objects.create(img)) return 1;
+
+  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: true, writethrough: false, forceShare };
+  if (fmt !== undefined) req.fmt = fmt;
+  const blk = imgOpen(img, req);
+  if (!blk) return 1;
+
+  try {
+    if (mode === 'human') img.print(MAP_HUMAN_HEADER);
+    let length = blk.length();
+    if (maxLength !== -1n) length = Math.min(length, Number(startOffset + maxLength));
+    let curr: MapEntry = { start: Number(startOffset), length: 0, data: false, zero: false, depth: 0, present: false };
+    let next: MapEntry;
+    while (curr.start + curr.length < length) {
+      const offset = curr.start + curr.length;
+      const n = Math.min(GiB, length - offset);
+      try {
+        next = getBlockStatus(blk.root, offset, n);
+      } catch (err) {
+        const errno = err instanceof ErrnoError ? err.errno : Errno.EIO;
+        img.error(`Could not read file metadata: ${strerror(errno)}`);
+        return 1;
+      }
+      if (mapEntryMergeable(curr, next)) {
+        curr.length += next.length;
+        continue;
+      }
+      if (curr.length > 0) {
+        const r = formatMapEntry(mode, curr, next, Number(startOffset));
+        if ('error' in r) {
+          img.error(r.error);
+          return 1;
+        }
+        img.print(r.text);
+      }
+      curr = next;
+    }
+    const r = formatMapEntry(mode, curr, null, Number(startOffset));
+    if ('error' in r) {
+      img.error(r.error);
+      return 1;
+    }
+    img.print(r.text);
+    return 0;
+  } finally {
+    blk.close();
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * qemu-img rebase: safe mode copies every cluster where old and new backing differ into the
+ * image before switching the backing file name; -u only rewrites the name.
+ */
+import type { BlockBackend } from '../../block/backend.ts';
+import { findDriver } from '../../block/drivers/registry.ts';
+import { fullBackingFilename } from '../../block/create.ts';
+import { Errno, ErrnoError, strerror } from '../../errno.ts';
+import { BDRV_DEFAULT_CACHE, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, backingOf, cacheMode, imgOpen } from './common.ts';
+import { changeBackingFile } from './engine.ts';
+import { errorMessage, type Img } from './img.ts';
+
+const IO_BUF_SIZE = 2 * 1024 * 1024;
+const SECTOR = 512;
+
+function errnoOf(err: unknown): number {
+  return err instanceof ErrnoError ? err.errno : Errno.EIO;
+}
+
+export function imgRebase(img: Img, argv: string[]): number {
+  let fmt: string | undefined;
+  let cache = BDRV_DEFAULT_CACHE;
+  let srcCache = BDRV_DEFAULT_CACHE;
+  let outBaseimg: string | undefined;
+  let outBasefmt: string | undefined;
+  let unsafe = false;
+  let imageOpts = false;
+  let forceShare = false;
+  const objects = new ObjectList();
+
+  const g = img.getopt(argv, ':hf:F:b:upt:T:qU', [
+    { name: 'help', hasArg: false, val: 'h' },
+    { name: 'object', hasArg: true, val: OPTION_OBJECT },
+    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
+    { name: 'force-share', hasArg: false, val: 'U' },
+  ]);
+  for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    switch (r.opt) {
+      case 'f':
+        fmt = r.optarg!;
+        break;
+      case 'F':
+        outBasefmt = r.optarg!;
+        break;
+      case 'b':
+        outBaseimg = r.optarg!;
+        break;
+      case 'u':
+        unsafe = true;
+        break;
+      case 'p':
+        break;
+      case 't':
+        cache = r.optarg!;
+        break;
+      case 'T':
+        srcCache = r.optarg!;
+        break;
+      case 'q':
+        img.quiet = true;
+        break;
+      case 'U':
+        forceShare = true;
+        break;
+      case OPTION_OBJECT:
+        if (!objects.add(img, r.optarg!)) return 1;
+        break;
+      case OPTION_IMAGE_OPTS:
+        imageOpts = true;
+        break;
+    }
+  }
+  const rest = g.operands();
+  if (rest.length !== 1) img.errorExit('Expecting one image file name');
+  if (!unsafe && outBaseimg === undefined) img.errorExit('Must specify backing file (-b) or use unsafe mode (-u)');
+  const filename = rest[0]!;
+  if (!objects.create(img)) return 1;
+
+  const cs = cacheMode(cache);
+  if (!cs) {
+    img.error(`Invalid cache option: ${cache}`);
+    return 1;
+  }
+  const srcCs = cacheMode(srcCache);
+  if (!srcCs) {
+    img.error(`Invalid source cache option: ${srcCache}`);
+    return 1;
+  }
+
+  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: false, writethrough: cs.writethrough, cache: cs, forceShare: false, noBacking: unsafe };
+  if (fmt !== undefined) req.fmt = fmt;
+  const blk = imgOpen(img, req);
+  if (!blk) return 1;
+  let newBacking: BlockBackend | null = null;
+  try {
+    if (outBasefmt !== undefined && !findDriver(outBasefmt)) {
+      img.error(`Invalid format name: '${outBasefmt}'`);
+      return 1;
+    }
+    const bs = blk.root;
+    if (!unsafe) {
+      const oldBacking = backingOf(bs);
+      if (outBaseimg !== '' && outBaseimg !== undefined) {
+        let realPath: string;
+        try {
+          realPath = fullBackingFilename(bs.filename, outBaseimg);
+        } catch (err) {
+          img.error(`Could not resolve backing filename: ${errorMessage(err)}`);
+          return 1;
+        }
+        const errors: string[] = [];
+        const quietImg = Object.create(img) as Img;
+        quietImg.error = (m: string) => errors.push(m);
+        const breq: Parameters<typeof imgOpen>[1] = { imageOpts: false, filename: realPath, readOnly: true, writethrough: false, cache: srcCs, forceShare };
+        if (outBasefmt !== undefined) breq.fmt = outBasefmt;
+        newBacking = imgOpen(quietImg, breq);
+        if (!newBacking) {
+          const prefix = `Could not open '${realPath}': `;
+          const inner = errors[0]?.startsWith(prefix) ? errors[0].slice(prefix.length) : (errors[0] ?? '');
+          img.error(`Could not open new backing file '${outBaseimg}': ${inner}`);
+          return 1;
+        }
+      }
+      const size = blk.length();
+      const oldSize = oldBacking ? oldBacking.length() : 0;
+      const newSize = newBacking ? newBacking.length() : 0;
+      const bufOld = new Uint8Array(IO_BUF_SIZE);
+      const bufNew = new Uint8Array(IO_BUF_SIZE);
+      for (let offset = 0; offset < size; ) {
+        let n = Math.min(IO_BUF_SIZE, size - offset);
+        const st = bs.blockStatus(offset, n);
+        n = st.length;
+        if (st.allocated) {
+          offset += n;
+          continue;
+        }
+        let oldIsZero = false;
+        if (offset >= oldSize || !oldBacking) {
+          bufOld.fill(0, 0, n);
+          oldIsZero = true;
+        } else {
+          if (offset + n > oldSize) n = oldSize - offset;
+          try {
+            oldBacking.read(offset, bufOld.subarray(0, n));
+          } catch {
+            img.error('error while reading from old backing file');
+            return 1;
+          }
+        }
+        if (offset >= newSize || !newBacking) {
+          bufNew.fill(0, 0, n);
+        } else {
+          if (offset + n > newSize) n = newSize - offset;
+          try {
+            newBacking.read(offset, bufNew.subarray(0, n));
+          } catch {
+            img.error('error while reading from new backing file');
+            return 1;
+          }
+        }
+        let written = 0;
+        while (written < n) {
+          const [differs, pnum] = compareSectors(bufOld, bufNew, written, n - written);
+          if (differs) {
+            try {
+              if (oldIsZero) blk.writeZeroes(offset + written, pnum);
+              else blk.write(offset + written, bufOld.subarray(written, written + pnum));
+            } catch (err) {
+              img.error(`Error while writing to COW image: ${strerror(errnoOf(err))}`);
+              return 1;
+            }
+          }
+          written += pnum;
+        }
+        offset += n;
+      }
+    }
+    try {
+      if (outBaseimg) changeBackingFile(bs, outBaseimg, outBasefmt);
+      else changeBackingFile(bs, undefined, undefined);
+    } catch (err) {
+      const e = errnoOf(err);
+      if (e === Errno.ENOSPC) img.error(`Could not change the backing file to '${outBaseimg}': No space left in the file header`);
+      else if (e === Errno.EINVAL && outBaseimg && outBasefmt === undefined) {
+        img.error(`Could not change the backing file to '${outBaseimg}': backing format must be specified`);
+      } else img.error(`Could not change the backing file to '${outBaseimg ?? ''}': ${strerror(e)}`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    newBacking?.close();
+    blk.close();
+  }
+}
+
+/** compare_buffers on a window of both buffers. */
+function compareSectors(a: Uint8Array, b: Uint8Array, start: number, bytes: number): [boolean, number] {
+  const same = (s: number, len: number) => {
+    for (let k = s; k < s + len; k++) if (a[k] !== b[k]) return false;
+    return true;
+  };
+  let i = Math.min(bytes, SECTOR);
+  const res = !same(start, i);
+  while (i < bytes) {
+    const len = Math.min(bytes - i, SECTOR);
+    if (!same(start + i, len) !== res) break;
+    i += len;
+  }
+  return [res, i];
+}

@@ -1,0 +1,203 @@
+/**
+ * What the qemu-img subcommands share: img_open (with --image-opts, -U and the cache modes),
+ * --object handling, --output parsing, and block status over a backing chain
+ * (bdrv_block_status / bdrv_block_status_above).
+ */
+import { BlockBackend } from '../../block/backend.ts';
+import { BlockOpenError, OptionsError } from '../../block/errors.ts';
+import { openImage, parseCacheMode, type CacheSettings } from '../../block/open.ts';
+import { parseOptsString } from '../../block/options.ts';
+import { QDict } from '../../block/qdict.ts';
+import type { BlockNode, BlockStatus } from '../../block/types.ts';
+import { ErrnoError } from '../../errno.ts';
+import { errorMessage, type Img } from './img.ts';
+
+export const OPTION_OUTPUT = 256;
+export const OPTION_BACKING_CHAIN = 257;
+export const OPTION_OBJECT = 258;
+export const OPTION_IMAGE_OPTS = 259;
+export const OPTION_PATTERN = 260;
+export const OPTION_FLUSH_INTERVAL = 261;
+export const OPTION_NO_DRAIN = 262;
+export const OPTION_TARGET_IMAGE_OPTS = 263;
+export const OPTION_SIZE = 264;
+export const OPTION_PREALLOCATION = 265;
+export const OPTION_SHRINK = 266;
+export const OPTION_SALVAGE = 267;
+export const OPTION_TARGET_IS_ZERO = 268;
+export const OPTION_ADD = 269;
+export const OPTION_REMOVE = 270;
+export const OPTION_CLEAR = 271;
+export const OPTION_ENABLE = 272;
+export const OPTION_DISABLE = 273;
+export const OPTION_MERGE = 274;
+export const OPTION_BITMAPS = 275;
+export const OPTION_FORCE = 276;
+export const OPTION_SKIP_BROKEN = 277;
+
+/** qemu-img's default cache mode (writeback) unless a command says otherwise. */
+export const BDRV_DEFAULT_CACHE = 'writeback';
+
+export type OutputFormat = 'human' | 'json';
+
+/** The --output check every command shares; returns null after reporting a bad value. */
+export function parseOutput(img: Img, output: string | undefined): OutputFormat | null {
+  if (output === undefined || output === 'human') return 'human';
+  if (output === 'json') return 'json';
+  img.error('--output must be used with human or json as argument.');
+  return null;
+}
+
+/**
+ * --object: qemu-img accepts the option list (implied qom-type); only `secret` objects exist
+ * here, which nothing consumes yet. Returns false after reporting an error.
+ */
+export class ObjectList {
+  private readonly defs: QDict[] = [];
+
+  add(img: Img, text: string): boolean {
+    try {
+      this.defs.push(parseOptsString(text, { impliedName: 'qom-type', mergeLists: false }));
+      return true;
+    } catch (err) {
+      img.error(errorMessage(err));
+      return false;
+    }
+  }
+
+  /** user_creatable_add_opts_foreach: creates the objects; unknown types fail. */
+  create(img: Img): boolean {
+    for (const d of this.defs) {
+      const type = d.get('qom-type');
+      if (type !== 'secret') {
+        img.error(`invalid object type: ${String(type)}`);
+        return false;
+      }
+      if (typeof d.get('id') !== 'string') {
+        img.error("Parameter 'id' is missing");
+        return false;
+      }
+    }
+    return true;
+  }
+}
+
+export interface ImgOpenRequest {
+  imageOpts: boolean;
+  filename: string;
+  fmt?: string;
+  readOnly: boolean;
+  writethrough: boolean;
+  cache?: CacheSettings;
+  forceShare: boolean;
+  noBacking?: boolean;
+  /** Extra options for the root node (convert's key secrets, unmap). */
+  options?: QDict;
+  unmap?: boolean;
+}
+
+/** The open error's text as qemu-img prints it after "Could not open 'X': ". */
+function openErrorText(err: unknown): string {
+  if (err instanceof BlockOpenError || err instanceof OptionsError || err instanceof ErrnoError) return err.message;
+  return errorMessage(err);
+}
+
+/**
+ * img_open: returns the BlockBackend, or null after printing QEMU's error. The backend is
+ * writethrough or not as -t says (qemu-img opens with the cache mode's write-cache flag).
+ */
+export function imgOpen(img: Img, req: ImgOpenRequest): BlockBackend | null {
+  let options = req.options ?? new QDict();
+  if (req.imageOpts) {
+    if (req.fmt !== undefined) {
+      img.error('--image-opts and --format are mutually exclusive');
+      return null;
+    }
+    try {
+      const parsed = parseOptsString(req.filename, { impliedName: 'file', mergeLists: false });
+      for (const [k, v] of options) parsed.set(k, v);
+      options = parsed;
+    } catch (err) {
+      img.error(errorMessage(err));
+      return null;
+    }
+    if (req.forceShare) {
+      const fs = options.get('force-share');
+      if (fs !== undefined && fs !== 'on') {
+        img.error('--force-share/-U conflicts with image options');
+        return null;
+      }
+    }
+  }
+  const cache = req.cache ?? { direct: false, noFlush: false, writethrough: req.writethrough };
+  try {
+    const openReq: Parameters<typeof openImage>[0] = {
+      options,
+      readOnly: req.readOnly,
+      cache: { ...cache, writethrough: req.writethrough },
+      forceShare: req.forceShare,
+      noBacking: req.noBacking ?? false,
+      unmap: req.unmap ?? false,
+    };
+    if (!req.imageOpts) openReq.filename = req.filename;
+    if (req.fmt !== undefined) openReq.format = req.fmt;
+    return openImage(openReq, {
+      cwd: img.ctx.cwd,
+      pathPolicy: img.ctx.pathPolicy,
+      stderr: (t) => img.ctx.out.stderr(t),
+      warn: (m) => img.warn(m),
+    });
+  } catch (err) {
+    img.error(`Could not open '${req.filename}': ${openErrorText(err)}`);
+    return null;
+  }
+}
+
+/** bdrv_parse_cache_mode with qemu-img's flags: returns settings or null. */
+export function cacheMode(mode: string): CacheSettings | null {
+  return parseCacheMode(mode) ?? null;
+}
+
+// ---------------------------------------------------------------- block status
+
+export function backingOf(node: BlockNode): BlockNode | undefined {
+  return node.children.get('backing');
+}
+
+/**
+ * bdrv_block_status for one node, with the generic layer's rule for unallocated ranges of
+ * formats that support backing files: zero when there is no backing file, or past its end.
+ */
+export function nodeStatus(node: BlockNode, offset: number, bytes: number): BlockStatus {
+  const s = node.blockStatus(offset, bytes);
+  if (!s.data && !s.zero && !s.allocated) {
+    const backing = backingOf(node);
+    if (!backing || offset >= backing.length()) return { ...s, zero: true };
+  }
+  return s;
+}
+
+/**
+ * bdrv_block_status_above(bs, NULL): the status of the first layer that describes the range,
+ * the length cut to what is uniform in every layer looked at. `allocated` reports
+ * BDRV_BLOCK_ALLOCATED.
+ */
+export function statusAbove(top: BlockNode, offset: number, bytes: number): BlockStatus & { depth: number } {
+  let node: BlockNode | undefined = top;
+  let length = bytes;
+  let depth = 0;
+  let last: BlockStatus | undefined;
+  while (node) {
+    if (offset >= node.length()) {
+      // A short backing layer: zeroes past its end count as allocated here.
+      return { length, allocated: true, data: false, zero: true, compressed: false, depth };
+    }
+    const s = nodeStatus(node, offset, length);
+    depth++;
+    last = s;
+    if (s.allocated) return { ...s, depth };
+    length = s.length;
+    node = backingOf(node);
+  }
+  return { ...last!, length, depth };
+}

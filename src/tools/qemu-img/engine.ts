@@ -1,0 +1,114 @@
+/**
+ * The format operations qemu-img needs beyond guest I/O (check, snapshots, amend, measure,
+ * backing changes, format-specific info), looked up on the node's driver. Nodes whose driver
+ * has no such operation give ENOTSUP, as QEMU's bdrv_* wrappers do.
+ */
+import type { BlockNode } from '../../block/types.ts';
+import { Errno, ErrnoError } from '../../errno.ts';
+import type { JsonObject } from '../../qmp/json.ts';
+import { Qcow2Image } from '../../qcow2/image.ts';
+import type { SnapshotInfo } from './format.ts';
+
+/** BdrvCheckResult */
+export interface CheckResult {
+  corruptions: number;
+  leaks: number;
+  checkErrors: number;
+  corruptionsFixed: number;
+  leaksFixed: number;
+  imageEndOffset: number;
+  totalClusters: number;
+  allocatedClusters: number;
+  fragmentedClusters: number;
+  compressedClusters: number;
+}
+
+export type CheckFix = { leaks: boolean; errors: boolean };
+
+/** The qcow2 engine image behind a node, when the node is a qcow2 format node. */
+export function qcow2Of(node: BlockNode): Qcow2Image | undefined {
+  if (node.driver !== 'qcow2') return undefined;
+  const holder = node as unknown as { image?: unknown; qcow2?: unknown };
+  const img = holder.image ?? holder.qcow2;
+  return img instanceof Qcow2Image ? img : undefined;
+}
+
+type EngineCheck = (img: Qcow2Image, fix: CheckFix, report: (line: string) => void) => CheckResult;
+type EngineAmend = (img: Qcow2Image, changes: Map<string, string | boolean | bigint>) => void;
+
+let engineCheck: EngineCheck | undefined;
+let engineAmend: EngineAmend | undefined;
+
+/** The engine's check and amend entry points, registered where they are implemented. */
+export function registerEngineOps(ops: { check?: EngineCheck; amend?: EngineAmend }): void {
+  if (ops.check) engineCheck = ops.check;
+  if (ops.amend) engineAmend = ops.amend;
+}
+
+/** bdrv_check: ENOTSUP for formats without checks. `report` receives the check's stderr lines. */
+export function checkImage(node: BlockNode, fix: CheckFix, report: (line: string) => void): CheckResult {
+  const img = qcow2Of(node);
+  if (!img || !engineCheck) throw new ErrnoError(Errno.ENOTSUP);
+  return engineCheck(img, fix, report);
+}
+
+export function amendImage(node: BlockNode, changes: Map<string, string | boolean | bigint>): void {
+  const img = qcow2Of(node);
+  if (!img || !engineAmend) throw new ErrnoError(Errno.ENOTSUP);
+  engineAmend(img, changes);
+}
+
+export function snapshotsOf(node: BlockNode): SnapshotInfo[] {
+  const img = qcow2Of(node);
+  if (!img) return [];
+  return img.snapshots.map((sn) => ({
+    id: sn.id,
+    name: sn.name,
+    vmStateSize: sn.vmStateSize,
+    dateSec: sn.dateSec,
+    dateNsec: sn.dateNsec,
+    vmClockNsec: sn.vmClockNsec,
+    icount: sn.icount,
+  }));
+}
+
+/** ImageInfoSpecific for qcow2 (members in QAPI order). */
+export function formatSpecific(node: BlockNode): { type: string; data: JsonObject } | undefined {
+  const img = qcow2Of(node);
+  if (!img) return undefined;
+  const h = img.header;
+  const data: JsonObject = new Map();
+  if (h.version === 2) {
+    data.set('compat', '0.10');
+    data.set('refcount-bits', BigInt(h.refcountBits));
+  } else {
+    data.set('compat', '1.1');
+    data.set('lazy-refcounts', h.lazyRefcounts);
+    data.set('corrupt', h.corrupt);
+    data.set('refcount-bits', BigInt(h.refcountBits));
+    if (h.externalDataFile && h.dataFile !== undefined) data.set('data-file', h.dataFile);
+    if (h.externalDataFile) data.set('data-file-raw', h.dataFileRaw);
+    data.set('extended-l2', h.extendedL2);
+  }
+  data.set('compression-type', h.compressionType);
+  return { type: 'qcow2', data };
+}
+
+/** bdrv_change_backing_file (qcow2_change_backing_file): rewrite the header's backing names. */
+export function changeBackingFile(node: BlockNode, file: string | undefined, fmt: string | undefined): void {
+  const img = qcow2Of(node) as unknown as { changeBackingFile?: (file: string | undefined, fmt: string | undefined) => void } | undefined;
+  if (!img || typeof img.changeBackingFile !== 'function') throw new ErrnoError(Errno.ENOTSUP);
+  img.changeBackingFile(file, fmt);
+}
+
+/** bdrv_make_empty (qcow2_make_empty): drop every allocation of the top image. */
+export function makeEmpty(node: BlockNode): void {
+  const img = qcow2Of(node) as unknown as { makeEmpty?: () => void } | undefined;
+  if (img && typeof img.makeEmpty === 'function') {
+    img.makeEmpty();
+    return;
+  }
+  if (!img) throw new ErrnoError(Errno.ENOTSUP);
+  // Discarding every cluster leaves the image empty as far as the guest is concerned.
+  node.discard(0, node.length());
+}
