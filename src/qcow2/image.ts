@@ -50,6 +50,8 @@ import {
 } from './rw.ts';
 import type { Prealloc, ResizeOptions } from './resize.ts';
 import { resize } from './resize.ts';
+import type { CheckFix, Qcow2CheckResult } from './check.ts';
+import { checkImage } from './check.ts';
 import type { Snapshot } from './snapshot-types.ts';
 import type { SnapshotCreateInfo } from './snapshot.ts';
 import { createSnapshot, deleteSnapshot, gotoSnapshot, readSnapshots, validateTable } from './snapshot.ts';
@@ -85,8 +87,6 @@ export interface Qcow2OpenOptions {
   onCorruption?: (ev: CorruptionEvent) => void;
   /** Receives warnings QEMU prints while opening (e.g. inconsistent bitmaps). */
   onWarning?: (message: string) => void;
-  /** Repairs a dirty image (lazy refcounts) when opened read-write; set by the check module. */
-  repairDirty?: (img: Qcow2Image) => void;
 }
 
 /** A read-only view of the header and what the image references. */
@@ -392,7 +392,15 @@ export function openQcow2(opts: Qcow2OpenOptions): Qcow2Image {
         throw new Qcow2Error(e, withErrno('Could not update qcow2 header', e));
       }
     }
-    if (!opts.check && !s.readOnly && s.dirty && opts.repairDirty) opts.repairDirty(img);
+    if (!opts.check && !s.readOnly && s.dirty) {
+      // Lazy refcounts were in use and the image was not closed cleanly.
+      const r = checkImage(s, 'all');
+      for (const m of r.messages) opts.onWarning?.(m.text);
+      if (r.ret < 0 || r.checkErrors) {
+        const e = r.ret < 0 ? -r.ret : Errno.EIO;
+        throw new Qcow2Error(e, withErrno('Could not repair dirty image', e));
+      }
+    }
   } catch (err) {
     img.close();
     throw err;
@@ -620,6 +628,17 @@ export class Qcow2Image {
   deleteSnapshot(id: string | undefined, name: string | undefined): void {
     assertWritable(this.state);
     this.guard(() => deleteSnapshot(this.state, id, name));
+  }
+
+  /**
+   * `qemu-img check`: compare refcounts with the references of all tables; with 'leaks'
+   * or 'all' repair what can be repaired. Never throws for image problems: they are in the
+   * result (ret < 0 when the check itself failed).
+   */
+  check(repair: CheckFix = 'none'): Qcow2CheckResult {
+    if (repair !== 'none') assertWritable(this.state);
+    invalidateReadCache();
+    return checkImage(this.state, repair);
   }
 
   /** List snapshots; ENOTSUP for images with an external data file, as QEMU. */

@@ -29,6 +29,7 @@
  *     setBacking(reader | null)
  *     createSnapshot(info) -> id, applySnapshot(idOrName), deleteSnapshot(id, name),
  *     listSnapshots()
+ *     check(repair?: 'none'|'leaks'|'all') -> Qcow2CheckResult
  *     close() -> string[]                  flush + clear dirty bit; messages of failures
  *
  * Offsets and lengths are plain numbers (exact up to 2^53); requests must lie within the
@@ -42,6 +43,7 @@ export type { Qcow2BlockStatus } from './rw.ts';
 export type { GuestReader } from './state.ts';
 export type { Prealloc, ResizeOptions } from './resize.ts';
 export type { Snapshot } from './snapshot-types.ts';
+export type { CheckFix, CheckMessage, Qcow2CheckResult } from './check.ts';
 export type { SnapshotCreateInfo } from './snapshot.ts';
 export { Qcow2Error, Qcow2CorruptionError, corruptionLine } from './errors.ts';
 export type { CorruptionEvent } from './errors.ts';

@@ -524,7 +524,8 @@ export function freeAnyCluster(s: State, hi: number, lo: number, type: DiscardTy
 /** qcow2_write_caches(): L2 tables (which may depend on refcounts) and refcount blocks. */
 export function writeCaches(s: State): void {
   s.l2Cache.write();
-  s.refblockCache.write();
+  // With lazy refcounts (dirty bit set) refcount blocks are written on close or repair.
+  if (s.needAccurateRefcounts) s.refblockCache.write();
 }
 
 /** qcow2_flush_caches() */

@@ -6,7 +6,7 @@ import { Errno, ErrnoError } from '../errno.ts';
 import { allocHostOffset, clusterDiscard, growL1Table, linkL2, shrinkL1Table, subclusterZeroize } from './cluster.ts';
 import { HEADER_OFF_SIZE } from './constants.ts';
 import { Qcow2Error, errnoOf, withErrno } from './errors.ts';
-import { put64, sizeOf, truncateTo, writeSync, zeroAt } from './io.ts';
+import { put64, sizeOf, truncateTo, writeAt, writeSync } from './io.ts';
 import {
   allocClustersAt,
   freeClusters,
@@ -38,9 +38,14 @@ function growStorage(s: State, storage: typeof s.file, size: number, mode: Preal
     truncateTo(storage, size);
     return;
   }
-  if (mode === 'full') {
-    // Full preallocation writes zeroes (which also allocates the space).
-    zeroAt(storage, old, size - old, false);
+  if (mode === 'full' || mode === 'falloc') {
+    // Both allocate the space (file-posix writes zeroes or calls fallocate); Node has no
+    // fallocate, so zeroes are written. Block status of such files shows no holes.
+    const chunk = new Uint8Array(Math.min(size - old, 1 << 20));
+    for (let pos = old; pos < size; pos += chunk.length) {
+      const n = Math.min(chunk.length, size - pos);
+      writeAt(storage, pos, n === chunk.length ? chunk : chunk.subarray(0, n));
+    }
   }
   truncateTo(storage, size);
 }

@@ -200,7 +200,16 @@ export function openBacking(file: string, format: 'qcow2' | 'raw'): { reader: Gu
   const st = FileStorage.open(file, { readOnly: true });
   if (format === 'raw') {
     return {
-      reader: { length: () => st.size(), read: (o, b) => st.read(o, b) },
+      reader: {
+        length: () => st.size(),
+        read: (o, b) => st.read(o, b),
+        // file-posix reports holes as zero; reading zeroes is the closest Node can get.
+        isZero: (o, len) => {
+          const b = new Uint8Array(len);
+          st.read(o, b);
+          return b.every((x) => x === 0);
+        },
+      },
       close: () => st.close(),
     };
   }
@@ -272,6 +281,23 @@ export function engineApply(img: Qcow2Image, ops: Op[]): void {
   }
 }
 
+/** Split ops into the units one QEMU process performs. */
+export function segments(ops: Op[]): Op[][] {
+  const out: Op[][] = [];
+  let batch: Op[] = [];
+  for (const op of ops) {
+    if (isIoOp(op)) {
+      batch.push(op);
+      continue;
+    }
+    if (batch.length) out.push(batch);
+    batch = [];
+    out.push([op]);
+  }
+  if (batch.length) out.push(batch);
+  return out;
+}
+
 /** The whole scenario through the engine (the backing image is still made by QEMU). */
 export function runEngine(sc: Scenario, dir: string): RunOutput {
   fs.mkdirSync(dir, { recursive: true });
@@ -292,11 +318,19 @@ export function runEngine(sc: Scenario, dir: string): RunOutput {
     data,
   );
   const b = backing ? openBacking(backing, sc.backing!.format) : null;
-  const img = openQcow2({ file, dataFile: data ?? null, backing: b?.reader ?? null });
   try {
-    engineApply(img, sc.ops);
+    // Open and close the image at the same points as the QEMU run does (one qemu-io per
+    // batch of I/O, one qemu-img per snapshot/resize), since a fresh open restarts the
+    // cluster allocator's search at the start of the file.
+    for (const segment of segments(sc.ops)) {
+      const img = openQcow2({ file, dataFile: data ?? null, backing: b?.reader ?? null });
+      try {
+        engineApply(img, segment);
+      } finally {
+        img.close();
+      }
+    }
   } finally {
-    img.close();
     b?.close();
     file.close();
     data?.close();

@@ -1,0 +1,904 @@
+/**
+ * Consistency check and repair (QEMU's qcow2_co_check_locked / qcow2_check_refcounts):
+ * rebuild the reference counts from L1/L2 tables, snapshots and metadata in memory,
+ * compare with the on-disk refcounts, fix leaks and errors on request, rebuild the whole
+ * refcount structure when it is beyond repair, and check the COPIED flags.
+ *
+ * The result carries the numbers `qemu-img check` prints and, in order, the lines QEMU
+ * writes to stderr while checking (some through error_report, which prefixes the program
+ * name; those are flagged).
+ */
+import { Errno } from '../errno.ts';
+import {
+  HEADER_OFF_REFTABLE_OFFSET,
+  HEADER_OFF_SNAPSHOTS,
+  HI_COPIED,
+  INCOMPAT_CORRUPT,
+  INT_MAX,
+  L2_HI_RESERVED,
+  L2_LO_RESERVED,
+  L1_HI_RESERVED,
+  L1_LO_RESERVED,
+  QCOW_MAX_L1_SIZE,
+  QCOW_MAX_SNAPSHOTS,
+  REFT_LO_RESERVED,
+  SNAPSHOT_HEADER_SIZE,
+} from './constants.ts';
+import {
+  CT_COMPRESSED,
+  CT_NORMAL,
+  CT_UNALLOCATED,
+  CT_ZERO_ALLOC,
+  CT_ZERO_PLAIN,
+  clusterType,
+  entryOffset,
+  getBmHi,
+  getBmLo,
+  getHi,
+  getLo,
+  setBitmap,
+  setEntry,
+} from './entries.ts';
+import { errnoOf } from './errors.ts';
+import { strerror } from '../errno.ts';
+import { be32, be64, put32, put64, readAt, sizeOf, truncateTo, writeAt, writeSync } from './io.ts';
+import { invalidateMetadata, OL_ACTIVE_L2, preWriteOverlapCheck } from './metadata.ts';
+import { writeL1Entry } from './cluster.ts';
+import {
+  flushCaches,
+  getRefcount,
+  parseCompressed,
+  setRefcountEntry,
+  updateMaxRefcountTableIndex,
+  updateRefcount,
+  writeCaches,
+} from './refcount.ts';
+import type { ReadSnapshotsRepair } from './snapshot.ts';
+import { readSnapshots, validateTable, writeSnapshots } from './snapshot.ts';
+import type { State } from './state.ts';
+import { DISCARD_ALWAYS } from './state.ts';
+import { Qcow2Error } from './errors.ts';
+
+export type CheckFix = 'none' | 'leaks' | 'all';
+const FIX_LEAKS = 1;
+const FIX_ERRORS = 2;
+
+export interface CheckMessage {
+  text: string;
+  /** Printed through error_report(): QEMU prefixes the program name ("qemu-img: "). */
+  errorReport?: boolean;
+}
+
+/** BdrvCheckResult plus the stderr lines QEMU prints while checking. */
+export interface Qcow2CheckResult {
+  corruptions: number;
+  leaks: number;
+  checkErrors: number;
+  corruptionsFixed: number;
+  leaksFixed: number;
+  imageEndOffset: number;
+  totalClusters: number;
+  allocatedClusters: number;
+  fragmentedClusters: number;
+  compressedClusters: number;
+  messages: CheckMessage[];
+  /** Negative errno when the check itself failed (qemu-img: "Check failed: ..."). */
+  ret: number;
+}
+
+function emptyResult(): Qcow2CheckResult {
+  return {
+    corruptions: 0,
+    leaks: 0,
+    checkErrors: 0,
+    corruptionsFixed: 0,
+    leaksFixed: 0,
+    imageEndOffset: 0,
+    totalClusters: 0,
+    allocatedClusters: 0,
+    fragmentedClusters: 0,
+    compressedClusters: 0,
+    messages: [],
+    ret: 0,
+  };
+}
+
+class CheckFailed extends Error {
+  readonly errno: number;
+  constructor(errno: number) {
+    super(strerror(errno));
+    this.errno = errno;
+  }
+}
+
+/** In-memory refcount table (IMRT): one counter per host cluster. */
+class Imrt {
+  data: Float64Array;
+  size: number;
+  constructor(size: number) {
+    this.size = size;
+    this.data = new Float64Array(Math.max(size, 1));
+  }
+  ensure(n: number): void {
+    if (n <= this.size) return;
+    if (n > this.data.length) {
+      const d = new Float64Array(Math.max(n, this.data.length * 2));
+      d.set(this.data);
+      this.data = d;
+    }
+    this.size = n;
+  }
+  get(k: number): number {
+    return k < this.size ? this.data[k]! : 0;
+  }
+  set(k: number, v: number): void {
+    this.ensure(k + 1);
+    this.data[k] = v;
+  }
+  clear(): void {
+    this.data.fill(0);
+  }
+}
+
+interface Ctx {
+  s: State;
+  res: Qcow2CheckResult;
+  fix: number;
+  rebuild: boolean;
+  imrt: Imrt;
+  fileLength: number;
+}
+
+function say(c: Ctx, text: string, errorReport = false): void {
+  c.res.messages.push(errorReport ? { text, errorReport } : { text });
+}
+
+const hex = (v: number): string => v.toString(16);
+
+/** qcow2_inc_refcounts_imrt() */
+function incRefcounts(c: Ctx, offset: number, size: number): void {
+  const s = c.s;
+  if (size <= 0) return;
+  if (offset + size - c.fileLength >= s.clusterSize) {
+    say(
+      c,
+      `ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x${hex(offset)} size 0x${hex(size)}`,
+    );
+    c.res.corruptions++;
+    return;
+  }
+  const start = s.startOfCluster(offset);
+  const last = s.startOfCluster(offset + size - 1);
+  for (let co = start; co <= last; co += s.clusterSize) {
+    const k = co / s.clusterSize;
+    const rc = c.imrt.get(k);
+    if (rc === s.refcountMax) {
+      say(c, `ERROR: overflow cluster offset=0x${hex(co)}`);
+      say(
+        c,
+        'Use qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing',
+      );
+      c.res.corruptions++;
+      continue;
+    }
+    c.imrt.set(k, rc + 1);
+  }
+}
+
+function entryHex(hi: number, lo: number): string {
+  return ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString(16);
+}
+
+/** fix_l2_entry_by_zero() */
+function fixL2EntryByZero(c: Ctx, l2Offset: number, table: Uint8Array, index: number, active: boolean): { ok: boolean; overlap: boolean } {
+  const s = c.s;
+  if (s.extL2) {
+    let bmHi = getBmHi(s, table, index);
+    const bmLo = getBmLo(s, table, index);
+    bmHi = (bmHi | bmLo) >>> 0;
+    setBitmap(table, index, bmHi, 0);
+    setEntry(s, table, index, 0, 0);
+  } else {
+    setEntry(s, table, index, 0, 1);
+  }
+  const at = l2Offset + index * s.l2EntrySize;
+  try {
+    preWriteOverlapCheck(s, active ? [OL_ACTIVE_L2] : [7], at, s.l2EntrySize, false);
+  } catch {
+    say(c, 'ERROR: Overlap check failed');
+    c.res.checkErrors++;
+    return { ok: false, overlap: true };
+  }
+  try {
+    writeSync(s.file, at, table.subarray(index * s.l2EntrySize, (index + 1) * s.l2EntrySize));
+  } catch (err) {
+    say(c, `ERROR: Failed to overwrite L2 table entry: ${strerror(errnoOf(err))}`);
+    c.res.checkErrors++;
+    return { ok: false, overlap: false };
+  }
+  c.res.corruptions--;
+  c.res.corruptionsFixed++;
+  return { ok: true, overlap: false };
+}
+
+/** check_refcounts_l2() */
+function checkRefcountsL2(c: Ctx, l2Offset: number, fragInfo: boolean, active: boolean): void {
+  const s = c.s;
+  const table = new Uint8Array(s.l2Size * s.l2EntrySize);
+  try {
+    readAt(s.file, l2Offset, table);
+  } catch (err) {
+    say(c, 'ERROR: I/O error in check_refcounts_l2');
+    c.res.checkErrors++;
+    throw new CheckFailed(errnoOf(err));
+  }
+  let nextContiguous = 0;
+  for (let i = 0; i < s.l2Size; i++) {
+    let hi = getHi(s, table, i);
+    const lo = getLo(s, table, i);
+    const bmHi = getBmHi(s, table, i);
+    const bmLo = getBmLo(s, table, i);
+    const type = clusterType(s, hi, lo);
+    if (type !== CT_COMPRESSED && (hi & L2_HI_RESERVED || lo & L2_LO_RESERVED)) {
+      say(c, `ERROR found l2 entry with reserved bits set: ${entryHex(hi, lo)}`);
+      c.res.corruptions++;
+    }
+    switch (type) {
+      case CT_COMPRESSED: {
+        if (hi & HI_COPIED) {
+          const { offset } = parseCompressed(s, hi, lo);
+          say(c, `ERROR: coffset=0x${hex(offset)}: copied flag must never be set for compressed clusters`);
+          hi = (hi & ~HI_COPIED) >>> 0;
+          c.res.corruptions++;
+        }
+        if (s.hasDataFile) {
+          say(c, `ERROR compressed cluster ${i} with data file, entry=0x${entryHex(hi, lo)}`);
+          c.res.corruptions++;
+          break;
+        }
+        if (bmHi || bmLo) {
+          say(c, `ERROR compressed cluster ${i} with non-zero subcluster allocation bitmap, entry=0x${entryHex(hi, lo)}`);
+          c.res.corruptions++;
+          break;
+        }
+        const cmp = parseCompressed(s, hi, lo);
+        incRefcounts(c, cmp.offset, cmp.size);
+        if (fragInfo) {
+          c.res.allocatedClusters++;
+          c.res.compressedClusters++;
+          c.res.fragmentedClusters++;
+        }
+        break;
+      }
+      case CT_ZERO_ALLOC:
+      case CT_NORMAL: {
+        const offset = entryOffset(hi, lo);
+        if (bmHi & bmLo) {
+          c.res.corruptions++;
+          say(c, `ERROR offset=${hex(offset)}: Allocated cluster has corrupted subcluster allocation bitmap`);
+        }
+        if (s.offsetIntoCluster(offset)) {
+          c.res.corruptions++;
+          const containsData = s.extL2 ? bmLo !== 0 : !(lo & 1);
+          if (!containsData) {
+            say(
+              c,
+              `${c.fix & FIX_ERRORS ? 'Repairing' : 'ERROR'} offset=${hex(offset)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`,
+            );
+            if (c.fix & FIX_ERRORS) {
+              const r = fixL2EntryByZero(c, l2Offset, table, i, active);
+              if (r.overlap) return;
+              if (r.ok) continue;
+            }
+          } else {
+            say(c, `ERROR offset=${hex(offset)}: Data cluster is not properly aligned; L2 entry corrupted.`);
+          }
+        }
+        if (fragInfo) {
+          c.res.allocatedClusters++;
+          if (nextContiguous && offset !== nextContiguous) c.res.fragmentedClusters++;
+          nextContiguous = offset + s.clusterSize;
+        }
+        if (!s.hasDataFile) incRefcounts(c, offset, s.clusterSize);
+        break;
+      }
+      case CT_ZERO_PLAIN:
+        break;
+      case CT_UNALLOCATED:
+        if (bmLo) {
+          c.res.corruptions++;
+          say(c, 'ERROR: Unallocated cluster has non-zero subcluster allocation map');
+        }
+        break;
+    }
+  }
+}
+
+/** check_refcounts_l1() */
+function checkRefcountsL1(c: Ctx, l1Offset: number, l1Size: number, fragInfo: boolean, active: boolean): void {
+  const s = c.s;
+  if (!l1Size) return;
+  incRefcounts(c, l1Offset, l1Size * 8);
+  const l1 = new Uint8Array(l1Size * 8);
+  try {
+    readAt(s.file, l1Offset, l1);
+  } catch (err) {
+    say(c, 'ERROR: I/O error in check_refcounts_l1');
+    c.res.checkErrors++;
+    throw new CheckFailed(errnoOf(err));
+  }
+  for (let i = 0; i < l1Size; i++) {
+    const hi = be32(l1, 8 * i);
+    const lo = be32(l1, 8 * i + 4);
+    if (!hi && !lo) continue;
+    if (hi & L1_HI_RESERVED || lo & L1_LO_RESERVED) {
+      say(c, `ERROR found L1 entry with reserved bits set: ${entryHex(hi, lo)}`);
+      c.res.corruptions++;
+    }
+    const l2Offset = entryOffset(hi, lo);
+    incRefcounts(c, l2Offset, s.clusterSize);
+    if (s.offsetIntoCluster(l2Offset)) {
+      say(c, `ERROR l2_offset=${hex(l2Offset)}: Table is not cluster aligned; L1 entry corrupted`);
+      c.res.corruptions++;
+    }
+    checkRefcountsL2(c, l2Offset, fragInfo, active);
+  }
+}
+
+/** qcow2_check_bitmaps_refcounts(): the directory, bitmap tables and their clusters. */
+function checkBitmapsRefcounts(c: Ctx): void {
+  const s = c.s;
+  const b = s.hdr.bitmaps;
+  if (!b) return;
+  incRefcounts(c, b.directoryOffset, b.directorySize);
+  const dir = new Uint8Array(Math.min(b.directorySize, 1 << 26));
+  readAt(s.file, b.directoryOffset, dir);
+  let p = 0;
+  for (let n = 0; n < b.nbBitmaps && p + 24 <= dir.length; n++) {
+    const tableOffset = be64(dir, p);
+    const tableSize = be32(dir, p + 8);
+    const nameSize = (dir[p + 18]! << 8) | dir[p + 19]!;
+    const extra = be32(dir, p + 20);
+    p += Math.ceil((24 + extra + nameSize) / 8) * 8;
+    if (tableSize > (1 << 24) || s.offsetIntoCluster(tableOffset)) continue;
+    incRefcounts(c, tableOffset, tableSize * 8);
+    const t = new Uint8Array(tableSize * 8);
+    readAt(s.file, tableOffset, t);
+    for (let i = 0; i < tableSize; i++) {
+      const off = entryOffset(be32(t, 8 * i), be32(t, 8 * i + 4));
+      if (off) incRefcounts(c, off, s.clusterSize);
+    }
+  }
+}
+
+/** check_refblocks() */
+function checkRefblocks(c: Ctx): void {
+  const s = c.s;
+  for (let i = 0; i < s.refcountTableSize; i++) {
+    const raw = s.refcountTable[i]!;
+    const offset = raw - (raw % 512);
+    const cluster = Math.floor(offset / s.clusterSize);
+    if (raw % 512 & REFT_LO_RESERVED) {
+      say(c, `ERROR refcount table entry ${i} has reserved bits set`);
+      c.res.corruptions++;
+      c.rebuild = true;
+      continue;
+    }
+    if (s.offsetIntoCluster(offset)) {
+      say(c, `ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`);
+      c.res.corruptions++;
+      c.rebuild = true;
+      continue;
+    }
+    if (cluster >= c.imrt.size) {
+      c.res.corruptions++;
+      say(c, `${c.fix & FIX_ERRORS ? 'Repairing' : 'ERROR'} refcount block ${i} is outside image`);
+      if (c.fix & FIX_ERRORS) {
+        try {
+          truncateTo(s.file, offset + s.clusterSize);
+          c.fileLength = sizeOf(s.file);
+          const newNb = s.sizeToClusters(c.fileLength);
+          c.imrt.ensure(newNb);
+          c.res.corruptions--;
+          c.res.corruptionsFixed++;
+          incRefcounts(c, offset, s.clusterSize);
+          continue;
+        } catch (err) {
+          c.rebuild = true;
+          say(c, `ERROR could not resize image: ${strerror(errnoOf(err))}`);
+        }
+      }
+      continue;
+    }
+    if (offset !== 0) {
+      incRefcounts(c, offset, s.clusterSize);
+      const rc = c.imrt.get(cluster);
+      if (rc !== 1) {
+        say(c, `ERROR refcount block ${i} refcount=${rc}`);
+        c.res.corruptions++;
+        c.rebuild = true;
+      }
+    }
+  }
+}
+
+/** calculate_refcounts() */
+function calculateRefcounts(c: Ctx): void {
+  const s = c.s;
+  incRefcounts(c, 0, s.clusterSize);
+  checkRefcountsL1(c, s.l1TableOffset, s.l1Size, true, true);
+  if (s.hasDataFile && s.snapshots.length) {
+    say(c, `ERROR ${s.snapshots.length} snapshots in image with data file`);
+    c.res.corruptions++;
+  }
+  for (const sn of s.snapshots) {
+    if (s.offsetIntoCluster(sn.l1TableOffset)) {
+      say(
+        c,
+        `ERROR snapshot ${sn.id} (${sn.name}) l1_offset=0x${hex(sn.l1TableOffset)}: L1 table is not cluster aligned; snapshot table entry corrupted`,
+      );
+      c.res.corruptions++;
+      continue;
+    }
+    if (sn.l1Size > QCOW_MAX_L1_SIZE / 8) {
+      say(
+        c,
+        `ERROR snapshot ${sn.id} (${sn.name}) l1_size=0x${hex(sn.l1Size)}: L1 table is too large; snapshot table entry corrupted`,
+      );
+      c.res.corruptions++;
+      continue;
+    }
+    checkRefcountsL1(c, sn.l1TableOffset, sn.l1Size, false, false);
+  }
+  incRefcounts(c, s.hdr.snapshotsOffset, s.snapshotsSize);
+  incRefcounts(c, s.refcountTableOffset, s.refcountTableSize * 8);
+  checkBitmapsRefcounts(c);
+  checkRefblocks(c);
+}
+
+/** compare_refcounts(); returns the highest cluster in use. */
+function compareRefcounts(c: Ctx, fix: number): number {
+  const s = c.s;
+  let highest = 0;
+  for (let i = 0; i < c.imrt.size; i++) {
+    let rc1: number;
+    try {
+      rc1 = getRefcount(s, i);
+    } catch (err) {
+      say(c, `Can't get refcount for cluster ${i}: ${strerror(errnoOf(err))}`);
+      c.res.checkErrors++;
+      continue;
+    }
+    const rc2 = c.imrt.get(i);
+    if (rc1 > 0 || rc2 > 0) highest = i;
+    if (rc1 !== rc2) {
+      let fixed: 'leaks' | 'corruptions' | null = null;
+      if (rc1 === 0) c.rebuild = true;
+      else if (rc1 > rc2 && fix & FIX_LEAKS) fixed = 'leaks';
+      else if (rc1 < rc2 && fix & FIX_ERRORS) fixed = 'corruptions';
+      say(c, `${fixed ? 'Repairing' : rc1 < rc2 ? 'ERROR' : 'Leaked'} cluster ${i} refcount=${rc1} reference=${rc2}`);
+      if (fixed) {
+        let ok = false;
+        try {
+          ok = updateRefcount(s, i * s.clusterSize, 1, Math.abs(rc1 - rc2), rc1 > rc2, DISCARD_ALWAYS);
+        } catch {
+          ok = false;
+        }
+        if (ok) {
+          if (fixed === 'leaks') c.res.leaksFixed++;
+          else c.res.corruptionsFixed++;
+          continue;
+        }
+      }
+      if (rc1 < rc2) c.res.corruptions++;
+      else c.res.leaks++;
+    }
+  }
+  return highest;
+}
+
+/** alloc_clusters_imrt() */
+function allocClustersImrt(c: Ctx, count: number, firstFree: { v: number }): number {
+  const s = c.s;
+  let cluster = firstFree.v;
+  let firstGap = true;
+  let contiguous = 0;
+  for (; cluster < c.imrt.size && contiguous < count; cluster++) {
+    if (!c.imrt.get(cluster)) {
+      contiguous++;
+      if (firstGap) {
+        firstFree.v = cluster;
+        firstGap = false;
+      }
+    } else if (contiguous) {
+      contiguous = 0;
+    }
+  }
+  if (contiguous < count) c.imrt.ensure(cluster + count - contiguous);
+  cluster -= contiguous;
+  for (let i = 0; i < count; i++) c.imrt.set(cluster + i, 1);
+  return cluster * s.clusterSize;
+}
+
+/** The refcount block `index` as it would be on disk, from the IMRT. */
+function imrtBlock(c: Ctx, index: number): Uint8Array {
+  const s = c.s;
+  const out = new Uint8Array(s.clusterSize);
+  const base = index * s.refcountBlockSize;
+  for (let j = 0; j < s.refcountBlockSize; j++) {
+    const v = c.imrt.get(base + j);
+    if (v) setRefcountEntry(out, j, s.refcountOrder, v);
+  }
+  return out;
+}
+
+/** rebuild_refcounts_write_refblocks() */
+function rebuildWriteRefblocks(c: Ctx, first: number, endCluster: number, table: { t: number[] }): boolean {
+  const s = c.s;
+  const firstFree = { v: 0 };
+  let grown = false;
+  let end = endCluster;
+  for (let cluster = first; cluster < end; cluster++) {
+    if (!c.imrt.get(cluster)) continue;
+    const rbIndex = Math.floor(cluster / s.refcountBlockSize);
+    const rbStart = rbIndex * s.refcountBlockSize;
+    let rbOffset: number;
+    if (table.t.length > rbIndex && table.t[rbIndex]) {
+      rbOffset = table.t[rbIndex]!;
+    } else {
+      if (firstFree.v < rbStart) firstFree.v = rbStart;
+      rbOffset = allocClustersImrt(c, 1, firstFree);
+      const rbCluster = rbOffset / s.clusterSize;
+      if (rbCluster >= end) end = rbCluster + 1;
+      if (table.t.length <= rbIndex) {
+        const n = Math.ceil(((rbIndex + 1) * 8) / s.clusterSize) * (s.clusterSize / 8);
+        while (table.t.length < n) table.t.push(0);
+        grown = true;
+      }
+      table.t[rbIndex] = rbOffset;
+    }
+    preWriteOverlapCheck(s, [], rbOffset, s.clusterSize, false);
+    writeAt(s.file, rbOffset, imrtBlock(c, rbIndex));
+    cluster = rbStart + s.refcountBlockSize - 1;
+  }
+  return grown;
+}
+
+/** rebuild_refcount_structure(): new refblocks and reftable from the IMRT alone. */
+function rebuildRefcountStructure(c: Ctx): void {
+  const s = c.s;
+  s.refblockCache.empty();
+  s.refblockCache.clear();
+  // The old structures are not metadata any more for the overlap check.
+  s.refcountTable = new Float64Array(0);
+  s.refcountTableSize = 0;
+  invalidateMetadata(s);
+  const table = { t: [] as number[] };
+  let changed = rebuildWriteRefblocks(c, 0, c.imrt.size, table);
+  let reftableOffset = -1;
+  let reftableClusters = 0;
+  do {
+    const length = table.t.length * 8;
+    reftableClusters = s.sizeToClusters(length);
+    reftableOffset = allocClustersImrt(c, reftableClusters, { v: 0 });
+    const startCluster = reftableOffset / s.clusterSize;
+    changed = rebuildWriteRefblocks(c, startCluster, startCluster + reftableClusters, table);
+  } while (changed);
+  const buf = new Uint8Array(table.t.length * 8);
+  table.t.forEach((v, i) => put64(buf, 8 * i, v));
+  writeAt(s.file, reftableOffset, buf);
+  const hdr = new Uint8Array(12);
+  put64(hdr, 0, reftableOffset);
+  put32(hdr, 8, reftableClusters);
+  writeSync(s.file, HEADER_OFF_REFTABLE_OFFSET, hdr);
+  s.refcountTable = Float64Array.from(table.t);
+  s.refcountTableSize = table.t.length;
+  s.hdr.refcountTableOffset = reftableOffset;
+  s.hdr.refcountTableClusters = reftableClusters;
+  updateMaxRefcountTableIndex(s);
+  invalidateMetadata(s);
+}
+
+/** check_oflag_copied() */
+function checkOflagCopied(c: Ctx): void {
+  const s = c.s;
+  const repair = c.fix & FIX_ERRORS ? true : c.fix & FIX_LEAKS ? !c.res.checkErrors && !c.res.corruptions && !c.res.leaks : false;
+  for (let i = 0; i < s.l1Size; i++) {
+    const l2Offset = s.l1Offset(i);
+    if (!l2Offset) continue;
+    let rc: number;
+    try {
+      rc = getRefcount(s, l2Offset / s.clusterSize);
+    } catch {
+      continue;
+    }
+    if ((rc === 1) !== s.l1Copied(i)) {
+      c.res.corruptions++;
+      say(c, `${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${entryHex(s.l1Hi[i]!, s.l1Lo[i]!)} refcount=${rc}`);
+      if (repair) {
+        s.l1Hi[i] = rc === 1 ? (s.l1Hi[i]! | HI_COPIED) >>> 0 : (s.l1Hi[i]! & ~HI_COPIED) >>> 0;
+        try {
+          writeL1Entry(s, i);
+        } catch (err) {
+          c.res.checkErrors++;
+          throw new CheckFailed(errnoOf(err));
+        }
+        c.res.corruptions--;
+        c.res.corruptionsFixed++;
+      }
+    }
+    const table = new Uint8Array(s.l2Size * s.l2EntrySize);
+    try {
+      readAt(s.file, l2Offset, table);
+    } catch (err) {
+      say(c, `ERROR: Could not read L2 table: ${strerror(errnoOf(err))}`);
+      c.res.checkErrors++;
+      throw new CheckFailed(errnoOf(err));
+    }
+    let dirty = 0;
+    for (let j = 0; j < s.l2Size; j++) {
+      const hi = getHi(s, table, j);
+      const lo = getLo(s, table, j);
+      const type = clusterType(s, hi, lo);
+      if (type !== CT_NORMAL && type !== CT_ZERO_ALLOC) continue;
+      let refcount = 1;
+      if (!s.hasDataFile) {
+        try {
+          refcount = getRefcount(s, Math.floor(entryOffset(hi, lo) / s.clusterSize));
+        } catch {
+          continue;
+        }
+      }
+      if ((refcount === 1) !== ((hi & HI_COPIED) !== 0)) {
+        c.res.corruptions++;
+        say(c, `${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED data cluster: l2_entry=${entryHex(hi, lo)} refcount=${refcount}`);
+        if (repair) {
+          setEntry(s, table, j, refcount === 1 ? (hi | HI_COPIED) >>> 0 : (hi & ~HI_COPIED) >>> 0, lo);
+          dirty++;
+        }
+      }
+    }
+    if (dirty > 0) {
+      try {
+        preWriteOverlapCheck(s, [OL_ACTIVE_L2], l2Offset, s.clusterSize, false);
+      } catch (err) {
+        say(c, `ERROR: Could not write L2 table; metadata overlap check failed: ${strerror(errnoOf(err))}`);
+        c.res.checkErrors++;
+        throw new CheckFailed(errnoOf(err));
+      }
+      try {
+        writeAt(s.file, l2Offset, table.subarray(0, s.clusterSize));
+      } catch (err) {
+        say(c, `ERROR: Could not write L2 table: ${strerror(errnoOf(err))}`);
+        c.res.checkErrors++;
+        throw new CheckFailed(errnoOf(err));
+      }
+      s.l2Cache.discard(l2Offset);
+      c.res.corruptions -= dirty;
+      c.res.corruptionsFixed += dirty;
+    }
+  }
+}
+
+/** qcow2_check_refcounts() */
+function checkRefcounts(s: State, res: Qcow2CheckResult, fix: number): void {
+  const size = sizeOf(s.file);
+  const nb = s.sizeToClusters(size);
+  if (nb > INT_MAX) {
+    res.checkErrors++;
+    throw new CheckFailed(Errno.EFBIG);
+  }
+  res.totalClusters = s.sizeToClusters(s.size);
+  const c: Ctx = { s, res, fix, rebuild: false, imrt: new Imrt(nb), fileLength: size };
+  calculateRefcounts(c);
+  const pre = { ...res, messages: [...res.messages] };
+  let highest = compareRefcounts(c, 0);
+  if (c.rebuild && fix & FIX_ERRORS) {
+    const old = { ...res };
+    let freshLeaks = 0;
+    say(c, 'Rebuilding refcount structure');
+    try {
+      rebuildRefcountStructure(c);
+    } catch (err) {
+      res.checkErrors++;
+      say(c, `ERROR writing refblock: ${strerror(errnoOf(err))}`, true);
+      throw new CheckFailed(errnoOf(err));
+    }
+    res.corruptions = 0;
+    res.leaks = 0;
+    c.rebuild = false;
+    c.imrt.clear();
+    c.fileLength = sizeOf(s.file);
+    c.fix = 0;
+    calculateRefcounts(c);
+    c.fix = fix;
+    if (fix & FIX_LEAKS) {
+      const saved = { ...res, messages: res.messages };
+      const tmp = emptyResult();
+      tmp.messages = res.messages;
+      c.res = tmp;
+      highest = compareRefcounts(c, FIX_LEAKS);
+      if (c.rebuild) say(c, 'ERROR rebuilt refcount structure is still broken');
+      freshLeaks = tmp.leaks;
+      c.res = res;
+      Object.assign(res, saved);
+    }
+    if (res.corruptions < old.corruptions) res.corruptionsFixed += old.corruptions - res.corruptions;
+    if (res.leaks < old.leaks) res.leaksFixed += old.leaks - res.leaks;
+    res.leaks += freshLeaks;
+  } else if (fix) {
+    if (c.rebuild) {
+      say(c, 'ERROR need to rebuild refcount structures');
+      res.checkErrors++;
+      throw new CheckFailed(Errno.EIO);
+    }
+    if (res.leaks || res.corruptions) {
+      const messages = res.messages;
+      Object.assign(res, pre);
+      res.messages = messages;
+      highest = compareRefcounts(c, fix);
+    }
+  }
+  checkOflagCopied(c);
+  res.imageEndOffset = (highest + 1) * s.clusterSize;
+}
+
+/** qcow2_check_read_snapshot_table() */
+function checkReadSnapshotTable(s: State, res: Qcow2CheckResult, fix: number): { nbClustersReduced: number } {
+  const ptr = new Uint8Array(12);
+  try {
+    readAt(s.file, HEADER_OFF_SNAPSHOTS, ptr);
+  } catch (err) {
+    res.checkErrors++;
+    res.messages.push({
+      text: `ERROR failed to read the snapshot table pointer from the image header: ${strerror(errnoOf(err))}`,
+    });
+    throw new CheckFailed(errnoOf(err));
+  }
+  s.hdr.snapshotsOffset = be64(ptr, 4);
+  s.hdr.nbSnapshots = be32(ptr, 0);
+  let reduced = 0;
+  if (s.hdr.nbSnapshots > QCOW_MAX_SNAPSHOTS && fix & FIX_ERRORS) {
+    res.messages.push({ text: `Discarding ${s.hdr.nbSnapshots - QCOW_MAX_SNAPSHOTS} overhanging snapshots` });
+    reduced += s.hdr.nbSnapshots - QCOW_MAX_SNAPSHOTS;
+    s.hdr.nbSnapshots = QCOW_MAX_SNAPSHOTS;
+  }
+  try {
+    validateTable(s, s.hdr.snapshotsOffset, s.hdr.nbSnapshots, SNAPSHOT_HEADER_SIZE, SNAPSHOT_HEADER_SIZE * QCOW_MAX_SNAPSHOTS, 'snapshot table');
+  } catch (err) {
+    res.checkErrors++;
+    res.messages.push({ text: `ERROR ${(err as Error).message}`, errorReport: true });
+    if (s.hdr.nbSnapshots > QCOW_MAX_SNAPSHOTS) {
+      res.messages.push({
+        text: `You can force-remove all ${s.hdr.nbSnapshots - QCOW_MAX_SNAPSHOTS} overhanging snapshots with qemu-img check -r all`,
+      });
+    }
+    s.hdr.snapshotsOffset = 0;
+    s.hdr.nbSnapshots = 0;
+    s.snapshots = [];
+    throw new CheckFailed(errnoOf(err));
+  }
+  const repair: ReadSnapshotsRepair | null = fix & FIX_ERRORS ? { nbClustersReduced: 0, extraDataDropped: 0, messages: [] } : null;
+  try {
+    readSnapshots(s, repair);
+  } catch (err) {
+    res.checkErrors++;
+    res.messages.push({ text: `ERROR failed to read the snapshot table: ${(err as Error).message}`, errorReport: true });
+    s.hdr.snapshotsOffset = 0;
+    s.hdr.nbSnapshots = 0;
+    s.snapshots = [];
+    throw new CheckFailed(errnoOf(err));
+  }
+  if (repair) {
+    for (const m of repair.messages) res.messages.push({ text: m });
+    reduced += repair.nbClustersReduced;
+    res.corruptions += reduced + repair.extraDataDropped;
+  }
+  if (reduced) {
+    const nb = new Uint8Array(4);
+    put32(nb, 0, s.hdr.nbSnapshots);
+    try {
+      writeSync(s.file, HEADER_OFF_SNAPSHOTS, nb);
+    } catch (err) {
+      res.checkErrors++;
+      res.messages.push({ text: `ERROR failed to update the snapshot count in the image header: ${strerror(errnoOf(err))}` });
+      throw new CheckFailed(errnoOf(err));
+    }
+    res.corruptionsFixed += reduced;
+    res.corruptions -= reduced;
+  }
+  if (s.version >= 3) {
+    s.snapshots.forEach((sn, i) => {
+      if (sn.extraDataSize < 16) {
+        res.corruptions++;
+        res.messages.push({ text: `${fix & FIX_ERRORS ? 'Repairing' : 'ERROR'} snapshot table entry ${i} is incomplete` });
+      }
+    });
+  }
+  invalidateMetadata(s);
+  return { nbClustersReduced: reduced };
+}
+
+/**
+ * qcow2_co_check_locked(): check the image and optionally repair it. Metadata caches are
+ * written first so the on-disk tables are the ones checked.
+ */
+export function checkImage(s: State, mode: CheckFix): Qcow2CheckResult {
+  const fix = mode === 'all' ? FIX_LEAKS | FIX_ERRORS : mode === 'leaks' ? FIX_LEAKS : 0;
+  const result = emptyResult();
+  const snapshotRes = emptyResult();
+  const add = (src: Qcow2CheckResult, alloc: boolean): void => {
+    result.corruptions += src.corruptions;
+    result.leaks += src.leaks;
+    result.checkErrors += src.checkErrors;
+    result.corruptionsFixed += src.corruptionsFixed;
+    result.leaksFixed += src.leaksFixed;
+    if (alloc) {
+      result.imageEndOffset = src.imageEndOffset;
+      result.totalClusters = src.totalClusters;
+      result.allocatedClusters = src.allocatedClusters;
+      result.fragmentedClusters = src.fragmentedClusters;
+      result.compressedClusters = src.compressedClusters;
+    }
+  };
+  if (!s.readOnly) writeCaches(s);
+  try {
+    try {
+      checkReadSnapshotTable(s, snapshotRes, fix);
+    } catch (err) {
+      add(snapshotRes, false);
+      result.messages.push(...snapshotRes.messages);
+      throw err;
+    }
+    result.messages.push(...snapshotRes.messages);
+    snapshotRes.messages = [];
+    const refcountRes = emptyResult();
+    refcountRes.messages = result.messages;
+    try {
+      checkRefcounts(s, refcountRes, fix);
+    } finally {
+      add(refcountRes, true);
+    }
+    if (snapshotRes.corruptions && fix & FIX_ERRORS) {
+      try {
+        writeSnapshots(s);
+        snapshotRes.corruptionsFixed += snapshotRes.corruptions;
+        snapshotRes.corruptions = 0;
+      } catch (err) {
+        snapshotRes.checkErrors++;
+        result.messages.push({ text: `ERROR failed to update snapshot table: ${strerror(errnoOf(err))}` });
+        add(snapshotRes, false);
+        throw new CheckFailed(errnoOf(err));
+      }
+    }
+    add(snapshotRes, false);
+    if (fix && result.checkErrors === 0 && result.corruptions === 0) {
+      markClean(s);
+      if (s.hdr.incompatibleFeatures & INCOMPAT_CORRUPT) {
+        flushCaches(s);
+        s.hdr.incompatibleFeatures &= ~INCOMPAT_CORRUPT;
+        s.updateHeader();
+      }
+    }
+  } catch (err) {
+    if (err instanceof CheckFailed) {
+      result.ret = -err.errno;
+      return result;
+    }
+    if (err instanceof Qcow2Error || err instanceof Error) {
+      result.ret = -errnoOf(err);
+      return result;
+    }
+    throw err;
+  }
+  return result;
+}
+
+function markClean(s: State): void {
+  if (s.dirty) {
+    s.hdr.incompatibleFeatures &= ~1n;
+    flushCaches(s);
+    s.updateHeader();
+  }
+}
+
