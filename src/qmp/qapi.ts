@@ -3,6 +3,7 @@
  * visited in schema order (missing ones and wrong types reported as QEMU does), then the first
  * leftover member in QDict iteration order is "unexpected".
  */
+import { GStrSet } from './ghash.ts';
 import { qdictOrder, type JsonObject, type JsonValue } from './json.ts';
 
 /** A QMP command failure: the error class and description QEMU replies with. */
@@ -105,8 +106,14 @@ export function visitStruct(obj: JsonObject, members: readonly Member[], prefix 
   return out;
 }
 
+/**
+ * qobject_input_check_struct: the visitor keeps the members not yet visited in a GHashTable
+ * filled in QDict order and reports the first one its iteration finds.
+ */
 export function checkUnexpected(obj: JsonObject, known: Set<string>, prefix = ''): void {
-  for (const [key] of qdictOrder([...obj.entries()])) {
-    if (!known.has(key)) throw new QmpError(`Parameter '${fullName(prefix, key)}' is unexpected`);
-  }
+  const set = new GStrSet();
+  for (const [key] of qdictOrder([...obj.entries()])) set.add(key);
+  for (const key of known) set.delete(key);
+  const first = set.entries()[0];
+  if (first !== undefined) throw new QmpError(`Parameter '${fullName(prefix, first)}' is unexpected`);
 }
