@@ -78,7 +78,11 @@ export function imgCheck(img: Img, argv: string[]): number {
   const blk = imgOpen(img, req);
   if (!blk) return 1;
 
-  const report = (line: string) => img.ctx.out.stderr(line);
+  const report = (line: string, errorReport: boolean) => {
+    const text = line.endsWith('\n') ? line : `${line}\n`;
+    if (errorReport) img.ctx.out.stderr(`qemu-img: ${text}`);
+    else img.ctx.out.stderr(text);
+  };
   const run = (f: CheckFix): CheckResult | number => {
     try {
       return checkImage(blk.root, f, report);

@@ -33,29 +33,36 @@ export function qcow2Of(node: BlockNode): Qcow2Image | undefined {
   return img instanceof Qcow2Image ? img : undefined;
 }
 
-type EngineCheck = (img: Qcow2Image, fix: CheckFix, report: (line: string) => void) => CheckResult;
-type EngineAmend = (img: Qcow2Image, changes: Map<string, string | boolean | bigint>) => void;
-
-let engineCheck: EngineCheck | undefined;
-let engineAmend: EngineAmend | undefined;
-
-/** The engine's check and amend entry points, registered where they are implemented. */
-export function registerEngineOps(ops: { check?: EngineCheck; amend?: EngineAmend }): void {
-  if (ops.check) engineCheck = ops.check;
-  if (ops.amend) engineAmend = ops.amend;
-}
-
-/** bdrv_check: ENOTSUP for formats without checks. `report` receives the check's stderr lines. */
-export function checkImage(node: BlockNode, fix: CheckFix, report: (line: string) => void): CheckResult {
+/**
+ * bdrv_check: ENOTSUP for formats without checks. `report` receives the lines the check
+ * prints to stderr (error_report ones with the program prefix). A failed check throws
+ * ErrnoError with QEMU's errno.
+ */
+export function checkImage(node: BlockNode, fix: CheckFix, report: (line: string, errorReport: boolean) => void): CheckResult {
   const img = qcow2Of(node);
-  if (!img || !engineCheck) throw new ErrnoError(Errno.ENOTSUP);
-  return engineCheck(img, fix, report);
+  if (!img) throw new ErrnoError(Errno.ENOTSUP);
+  const r = img.check(fix.errors ? 'all' : fix.leaks ? 'leaks' : 'none');
+  for (const m of r.messages) report(m.text, m.errorReport === true);
+  if (r.ret < 0) throw new ErrnoError(-r.ret);
+  return {
+    corruptions: r.corruptions,
+    leaks: r.leaks,
+    checkErrors: r.checkErrors,
+    corruptionsFixed: r.corruptionsFixed,
+    leaksFixed: r.leaksFixed,
+    imageEndOffset: r.imageEndOffset,
+    totalClusters: r.totalClusters,
+    allocatedClusters: r.allocatedClusters,
+    fragmentedClusters: r.fragmentedClusters,
+    compressedClusters: r.compressedClusters,
+  };
 }
 
+/** bdrv_amend_options; the engine validates and words its errors (message + hint). */
 export function amendImage(node: BlockNode, changes: Map<string, string | boolean | bigint>): void {
-  const img = qcow2Of(node);
-  if (!img || !engineAmend) throw new ErrnoError(Errno.ENOTSUP);
-  engineAmend(img, changes);
+  const img = qcow2Of(node) as unknown as { amend?: (c: Map<string, string | boolean | bigint>) => void } | undefined;
+  if (!img || typeof img.amend !== 'function') throw new ErrnoError(Errno.ENOTSUP, 'Amend is not supported by the built-in engine yet');
+  img.amend(changes);
 }
 
 export function snapshotsOf(node: BlockNode): SnapshotInfo[] {

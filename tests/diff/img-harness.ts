@@ -1,0 +1,106 @@
+/**
+ * Differential runs of qemu-img command sequences: each sequence runs in a fresh directory
+ * once with Debian's qemu-img 7.2 and once with the built-in qemu-img (in-process through
+ * qemuImgMain, the function `qtest qemu-img` calls), and every step's stdout, stderr and exit
+ * code are compared. Helper steps (qemu-io writes, file creation) use the same real tool on
+ * both sides, so only qemu-img's behaviour differs.
+ */
+import { spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { RecordingSink } from '../../src/tools/output.ts';
+import { qemuImgMain } from '../../src/tools/qemu-img/main.ts';
+
+export const QEMU_IMG = process.env.QEMU_IMG ?? 'qemu-img';
+export const QEMU_IO = process.env.QEMU_IO ?? 'qemu-io';
+export const haveQemu = spawnSync(QEMU_IMG, ['--version']).status === 0 && spawnSync(QEMU_IO, ['--version']).status === 0;
+
+export type Step =
+  /** qemu-img arguments: compared between the real tool and ours. */
+  | { img: string[] }
+  /** qemu-io arguments, run with the real qemu-io on both sides (setup). */
+  | { io: string[] }
+  /** Create a file of `size` bytes filled with `fill`. */
+  | { file: string; size: number; fill?: number }
+  /** Remove a file. */
+  | { rm: string };
+
+export interface Sequence {
+  name: string;
+  steps: Step[];
+  /** Also compare the md5 of every file left in the directory. */
+  compareFiles?: boolean;
+}
+
+export interface StepResult {
+  args: string;
+  exit: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * iotests' timing filter: run times of bench and qemu-io statistics, and the creation
+ * times of internal snapshots (taken at different moments on the two sides).
+ */
+export function timingFilter(text: string): string {
+  return text
+    .replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/g, 'yyyy-mm-dd hh:mm:ss')
+    .replace(/"date-(sec|nsec)": \d+/g, '"date-$1": X')
+    .replace(/Run completed in [0-9.]+ seconds\./g, 'Run completed in X seconds.')
+    .replace(/[0-9]+ ops; [0-9:.]+ (sec )?\([0-9.inf]+ [A-Za-z]+\/sec and [0-9.inf]+ ops\/sec\)/g, 'X ops; XX:XX:XX.X (XXX YYY/sec and XXX ops/sec)');
+}
+
+function runReal(tool: string, args: string[], cwd: string): StepResult {
+  const r = spawnSync(tool, args, { cwd, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } });
+  return { args: args.join(' '), exit: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function runOurs(args: string[], cwd: string): Promise<StepResult> {
+  const sink = new RecordingSink();
+  const exit = await qemuImgMain(args, { out: sink, cwd, env: { ...process.env, LC_ALL: 'C' } });
+  sink.flushStdout();
+  return { args: args.join(' '), exit, stdout: sink.text('stdout'), stderr: sink.text('stderr') };
+}
+
+function digest(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of fs.readdirSync(dir).sort()) {
+    const p = path.join(dir, f);
+    if (fs.statSync(p).isFile()) out[f] = crypto.createHash('md5').update(fs.readFileSync(p)).digest('hex');
+  }
+  return out;
+}
+
+async function runSide(seq: Sequence, dir: string, ours: boolean): Promise<{ results: StepResult[]; files: Record<string, string> }> {
+  for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+  const results: StepResult[] = [];
+  for (const step of seq.steps) {
+    if ('img' in step) {
+      const r = ours ? await runOurs(step.img, dir) : runReal(QEMU_IMG, step.img, dir);
+      results.push({ ...r, stdout: timingFilter(r.stdout), stderr: timingFilter(r.stderr) });
+    } else if ('io' in step) {
+      const r = runReal(QEMU_IO, step.io, dir);
+      results.push({ ...r, args: `[qemu-io] ${r.args}`, stdout: timingFilter(r.stdout), stderr: timingFilter(r.stderr) });
+    } else if ('file' in step) {
+      fs.writeFileSync(path.join(dir, step.file), Buffer.alloc(step.size, step.fill ?? 0));
+    } else {
+      fs.rmSync(path.join(dir, step.rm), { force: true });
+    }
+  }
+  return { results, files: seq.compareFiles ? digest(dir) : {} };
+}
+
+/** Runs a sequence on both sides in the same directory (paths end up in image headers). */
+export async function runDifferential(seq: Sequence): Promise<{ real: StepResult[]; ours: StepResult[]; realFiles: Record<string, string>; ourFiles: Record<string, string> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qtest-img-'));
+  try {
+    const real = await runSide(seq, dir, false);
+    const ours = await runSide(seq, dir, true);
+    return { real: real.results, ours: ours.results, realFiles: real.files, ourFiles: ours.files };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
