@@ -52,6 +52,9 @@ import type { Prealloc, ResizeOptions } from './resize.ts';
 import { resize } from './resize.ts';
 import type { CheckFix, Qcow2CheckResult } from './check.ts';
 import { checkImage } from './check.ts';
+import type { Qcow2AmendOptions } from './amend.ts';
+import { amend as amendImage, changeBackingFile } from './amend.ts';
+import { makeEmpty } from './misc.ts';
 import type { Snapshot } from './snapshot-types.ts';
 import type { SnapshotCreateInfo } from './snapshot.ts';
 import { createSnapshot, deleteSnapshot, gotoSnapshot, readSnapshots, validateTable } from './snapshot.ts';
@@ -639,6 +642,30 @@ export class Qcow2Image {
     if (repair !== 'none') assertWritable(this.state);
     invalidateReadCache();
     return checkImage(this.state, repair);
+  }
+
+  /** `qemu-img amend -o ...` (qcow2_amend_options); throws Qcow2Error with QEMU's message. */
+  amend(opts: Qcow2AmendOptions): void {
+    assertWritable(this.state);
+    invalidateReadCache();
+    amendImage(this.state, opts, {
+      updateHeader: () => this.updateHeader(),
+      markClean: () => this.markClean(),
+      resize: (size) => this.resize(size),
+    });
+  }
+
+  /** qcow2_change_backing_file(): set or clear the backing file name and format. */
+  changeBackingFile(file: string | undefined, format: string | undefined): void {
+    assertWritable(this.state);
+    this.guard(() => changeBackingFile(this.state, file, format, () => this.updateHeader()));
+  }
+
+  /** qcow2_make_empty(): drop all allocations of the active layer (after commit). */
+  makeEmpty(): void {
+    assertWritable(this.state);
+    invalidateReadCache();
+    this.guard(() => makeEmpty(this.state, () => this.markClean()));
   }
 
   /** List snapshots; ENOTSUP for images with an external data file, as QEMU. */

@@ -30,6 +30,8 @@
  *     createSnapshot(info) -> id, applySnapshot(idOrName), deleteSnapshot(id, name),
  *     listSnapshots()
  *     check(repair?: 'none'|'leaks'|'all') -> Qcow2CheckResult
+ *     amend(opts: Qcow2AmendOptions), changeBackingFile(file?, format?), makeEmpty()
+ *   measureQcow2(opts: Qcow2MeasureOptions, input?: MeasureInput) -> Qcow2MeasureResult
  *     close() -> string[]                  flush + clear dirty bit; messages of failures
  *
  * Offsets and lengths are plain numbers (exact up to 2^53); requests must lie within the
@@ -44,6 +46,9 @@ export type { GuestReader } from './state.ts';
 export type { Prealloc, ResizeOptions } from './resize.ts';
 export type { Snapshot } from './snapshot-types.ts';
 export type { CheckFix, CheckMessage, Qcow2CheckResult } from './check.ts';
+export type { Qcow2AmendOptions } from './amend.ts';
+export { measureQcow2, calcPreallocSize } from './measure.ts';
+export type { Qcow2MeasureOptions, Qcow2MeasureResult, MeasureInput } from './measure.ts';
 export type { SnapshotCreateInfo } from './snapshot.ts';
 export { Qcow2Error, Qcow2CorruptionError, corruptionLine } from './errors.ts';
 export type { CorruptionEvent } from './errors.ts';
