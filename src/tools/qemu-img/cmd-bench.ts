@@ -30,6 +30,7 @@ export function imgBench(img: Img, argv: string[]): number {
   let writethrough = false;
   let forceShare = false;
   let cache: ReturnType<typeof cacheMode> = null;
+  let nativeAio = false;
 
   const g = img.getopt(argv, ':hc:d:f:ni:o:qs:S:t:wU', [
     { name: 'help', hasArg: false, val: 'h' },
@@ -68,12 +69,14 @@ export function imgBench(img: Img, argv: string[]): number {
         fmt = r.optarg!;
         break;
       case 'n':
+        nativeAio = true;
         break;
       case 'i':
         if (!isValidAioMode(r.optarg!)) {
           img.error(`Invalid aio option: ${r.optarg}`);
           return 1;
         }
+        if (r.optarg === 'native') nativeAio = true;
         break;
       case 'o': {
         const c = cvtnum('offset', r.optarg!);
@@ -152,6 +155,10 @@ export function imgBench(img: Img, argv: string[]): number {
     return 1;
   }
 
+  if (nativeAio && !cache?.direct) {
+    img.error(`Could not open '${filename}': aio=native was specified, but it requires cache.direct=on, which was not specified.`);
+    return 1;
+  }
   const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: !isWrite, writethrough, forceShare };
   if (cache) req.cache = cache;
   if (fmt !== undefined) req.fmt = fmt;

@@ -244,35 +244,9 @@ function hasZeroInit(target: BlockBackend): boolean {
   return target.root.driver === 'raw' || target.root.driver === 'file';
 }
 
-/** bdrv_make_zero with BDRV_REQ_NO_FALLBACK: false when the target cannot do it cheaply. */
-function makeZero(target: BlockBackend): boolean {
-  const len = target.length();
-  let offset = 0;
-  try {
-    while (offset < len) {
-      const bytes = Math.min(len - offset, 2147483136);
-      const st = nodeStatus(target.root, offset, bytes);
-      if (!st.zero) target.writeZeroes(offset, st.length, { unmap: true });
-      offset += st.length;
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function canWriteZeroesWithUnmap(target: BlockBackend): boolean {
-  const q = qcow2Of(target.root);
-  if (q) return q.header.version >= 3;
-  return target.root.driver === 'raw' || target.root.driver === 'file';
-}
-
 function doCopy(img: Img, s: ConvertState, targetIsNew: boolean, presetZero: boolean): number {
   s.hasZeroInit = presetZero;
   if (!s.hasZeroInit && targetIsNew && s.minSparse && !s.targetHasBacking) s.hasZeroInit = hasZeroInit(s.target);
-  if (!s.hasZeroInit && !s.targetHasBacking && canWriteZeroesWithUnmap(s.target)) {
-    if (makeZero(s.target)) s.hasZeroInit = true;
-  }
   if (s.compressed) {
     if (s.clusterSectors <= 0 || s.clusterSectors > s.bufSectors) {
       img.error('invalid cluster size');
@@ -326,7 +300,27 @@ function doCopy(img: Img, s: ConvertState, targetIsNew: boolean, presetZero: boo
     if (err instanceof ConvertFailure) return err.ret;
     throw err;
   }
+  if (s.compressed) return alignCompressedEnd(s.target);
   return 0;
+}
+
+/**
+ * The zero-length compressed write convert ends with: qcow2 rounds its file up to a whole
+ * sector (and refuses, silently for the user, when the image has an external data file).
+ */
+function alignCompressedEnd(target: BlockBackend): number {
+  const q = qcow2Of(target.root);
+  if (!q) return 0;
+  if (q.hasExternalDataFile) return -Errno.ENOTSUP;
+  const file = target.root.children.get('file');
+  if (!file) return 0;
+  try {
+    const len = Math.ceil(file.length() / SECTOR) * SECTOR;
+    file.truncate(len, { exact: false, prealloc: 'off', shrinkAllowed: false });
+    return 0;
+  } catch (err) {
+    return -errnoOf(err);
+  }
 }
 
 export function imgConvert(img: Img, argv: string[]): number {
@@ -486,11 +480,7 @@ export function imgConvert(img: Img, argv: string[]): number {
     return 1;
   }
   if (skipCreate && options !== undefined) {
-    img.warn('-o has no effect when skipping image creation');
-    img.warn('This will become an error in future QEMU versions.');
-  }
-  if (skipCreate && outBasefmt !== undefined) {
-    img.error('-F has no effect when skipping image creation');
+    img.error('-o has no effect when skipping image creation');
     return 1;
   }
   if (targetIsZero && !skipCreate) {
