@@ -114,7 +114,7 @@ export function imgInfo(img: Img, argv: string[]): number {
       return 1;
     }
     seen.add(filename);
-    const req: Parameters<typeof imgOpen>[1] = { imageOpts: opts, filename, readOnly: true, writethrough: false, forceShare, noBacking: true };
+    const req: Parameters<typeof imgOpen>[1] = { imageOpts: opts, filename, readOnly: true, writethrough: false, forceShare, noBacking: true, noIo: true };
     if (format !== undefined) req.fmt = format;
     const blk = imgOpen(img, req);
     if (!blk) return 1;

@@ -94,6 +94,8 @@ export interface ImgOpenRequest {
   /** Extra options for the root node (convert's key secrets, unmap). */
   options?: QDict;
   unmap?: boolean;
+  /** BDRV_O_NO_IO: header-only open (info), e.g. a missing data file is no error. */
+  noIo?: boolean;
 }
 
 /** The open error's text as qemu-img prints it after "Could not open 'X': ". */
@@ -140,6 +142,7 @@ export function imgOpen(img: Img, req: ImgOpenRequest): BlockBackend | null {
       unmap: req.unmap ?? false,
     };
     if (!req.imageOpts) openReq.filename = req.filename;
+    if (req.noIo) (openReq as { noIo?: boolean }).noIo = true;
     if (req.fmt !== undefined) openReq.format = req.fmt;
     return openImage(openReq, {
       cwd: img.ctx.cwd,

@@ -7,6 +7,7 @@ import type { BlockNode } from '../../block/types.ts';
 import { Errno, ErrnoError } from '../../errno.ts';
 import type { JsonObject } from '../../qmp/json.ts';
 import { Qcow2Image } from '../../qcow2/image.ts';
+import type { Qcow2AmendOptions } from '../../qcow2/amend.ts';
 import type { SnapshotInfo } from './format.ts';
 
 /** BdrvCheckResult */
@@ -58,11 +59,43 @@ export function checkImage(node: BlockNode, fix: CheckFix, report: (line: string
   };
 }
 
-/** bdrv_amend_options; the engine validates and words its errors (message + hint). */
+/** bdrv_amend_options with the QemuOpts values by name; the engine words its errors. */
 export function amendImage(node: BlockNode, changes: Map<string, string | boolean | bigint>): void {
-  const img = qcow2Of(node) as unknown as { amend?: (c: Map<string, string | boolean | bigint>) => void } | undefined;
-  if (!img || typeof img.amend !== 'function') throw new ErrnoError(Errno.ENOTSUP, 'Amend is not supported by the built-in engine yet');
-  img.amend(changes);
+  const img = qcow2Of(node);
+  if (!img) throw new ErrnoError(Errno.ENOTSUP);
+  const o: Qcow2AmendOptions = {};
+  for (const [name, value] of changes) {
+    switch (name) {
+      case 'compat':
+        o.compat = String(value);
+        break;
+      case 'size':
+        o.size = Number(value);
+        break;
+      case 'backing_file':
+        o.backingFile = String(value);
+        break;
+      case 'backing_fmt':
+        o.backingFormat = String(value);
+        break;
+      case 'lazy_refcounts':
+        o.lazyRefcounts = value === true;
+        break;
+      case 'refcount_bits':
+        o.refcountBits = Number(value);
+        break;
+      case 'data_file':
+        o.dataFile = String(value);
+        break;
+      case 'data_file_raw':
+        o.dataFileRaw = value === true;
+        break;
+      default:
+        // LUKS keyslot management: images here are never encrypted.
+        throw new ErrnoError(Errno.ENOTSUP, 'Amending encryption options is not supported for this image');
+    }
+  }
+  img.amend(o);
 }
 
 export function snapshotsOf(node: BlockNode): SnapshotInfo[] {
@@ -103,19 +136,14 @@ export function formatSpecific(node: BlockNode): { type: string; data: JsonObjec
 
 /** bdrv_change_backing_file (qcow2_change_backing_file): rewrite the header's backing names. */
 export function changeBackingFile(node: BlockNode, file: string | undefined, fmt: string | undefined): void {
-  const img = qcow2Of(node) as unknown as { changeBackingFile?: (file: string | undefined, fmt: string | undefined) => void } | undefined;
-  if (!img || typeof img.changeBackingFile !== 'function') throw new ErrnoError(Errno.ENOTSUP);
+  const img = qcow2Of(node);
+  if (!img) throw new ErrnoError(Errno.ENOTSUP);
   img.changeBackingFile(file, fmt);
 }
 
 /** bdrv_make_empty (qcow2_make_empty): drop every allocation of the top image. */
 export function makeEmpty(node: BlockNode): void {
-  const img = qcow2Of(node) as unknown as { makeEmpty?: () => void } | undefined;
-  if (img && typeof img.makeEmpty === 'function') {
-    img.makeEmpty();
-    return;
-  }
+  const img = qcow2Of(node);
   if (!img) throw new ErrnoError(Errno.ENOTSUP);
-  // Discarding every cluster leaves the image empty as far as the guest is concerned.
-  node.discard(0, node.length());
+  img.makeEmpty();
 }
