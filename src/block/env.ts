@@ -53,6 +53,8 @@ export interface OpenEnv {
   stderr(text: string): void;
   /** warn_report(): "<prog>: warning: <msg>" is formed by the caller. */
   warn?(message: string): void;
+  /** error_report(): "<prog>: <msg>" is formed by the caller (e.g. failures at close). */
+  report?(message: string): void;
 }
 
 /** The absolute host path for a name as QEMU would open it from `cwd`. */

@@ -36,6 +36,7 @@ export { FileNode } from './drivers/file.ts';
 export { RawNode } from './drivers/raw.ts';
 export { NullNode } from './drivers/null.ts';
 export { BlkdebugNode } from './drivers/blkdebug.ts';
+export { Qcow2Node, isQcow2Node } from './drivers/qcow2.ts';
 export { probeFormat, isQcow2Header } from './drivers/probe.ts';
 export { isAllocated, blockStatusAbove } from './status.ts';
 export type { StatusAbove } from './status.ts';

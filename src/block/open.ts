@@ -30,6 +30,8 @@ export interface OpenFlags {
   /** BDRV_O_UNMAP (discard=unmap) */
   unmap: boolean;
   forceShare: boolean;
+  /** BDRV_O_NATIVE_AIO and friends: the default aio mode of file nodes. */
+  aio?: 'threads' | 'native' | 'io_uring';
 }
 
 export const DEFAULT_FLAGS: OpenFlags = {
@@ -190,6 +192,7 @@ export function openNode(
     noFlush: flags.noFlush,
     unmap: flags.unmap,
     forceShare: flags.forceShare,
+    aio: flags.aio,
   });
 
   /** Nodes this call opened itself (closed again if the open fails). */
@@ -288,6 +291,8 @@ export function openNode(
       file,
       probed,
       noBacking,
+      cacheDirect,
+      aio: flags.aio,
       env,
       openChild: (req) => openChildFrom(options, req, thisIsFormat, drv!.protocol, nodeName),
     });
@@ -351,6 +356,8 @@ export interface OpenImageRequest {
   /** -U */
   forceShare?: boolean;
   noBacking?: boolean;
+  /** -k / -i: the aio mode file nodes default to. */
+  aio?: 'threads' | 'native' | 'io_uring';
 }
 
 export interface OpenImageContext {
@@ -362,6 +369,8 @@ export interface OpenImageContext {
   stderr?: (text: string) => void;
   /** warn_report() messages (without program prefix). */
   warn?: (message: string) => void;
+  /** error_report() messages (without program prefix). */
+  report?: (message: string) => void;
 }
 
 /**
@@ -375,6 +384,7 @@ export function openImage(req: OpenImageRequest, ctx: OpenImageContext): BlockBa
     graph: ctx.graph ?? new BlockGraph(),
     stderr: ctx.stderr ?? (() => {}),
     warn: ctx.warn,
+    report: ctx.report,
   };
   const options = req.options ? flatten(req.options) : new QDict();
   if (req.format !== undefined && !options.has('driver')) options.set('driver', req.format);
@@ -392,6 +402,7 @@ export function openImage(req: OpenImageRequest, ctx: OpenImageContext): BlockBa
     noFlush: cache.noFlush,
     unmap: req.unmap ?? true,
     forceShare: false,
+    aio: req.aio,
   };
   const root = openNode(req.filename, undefined, options, flags, env);
   return new BlockBackend(root, { writeCache: !cache.writethrough, env });

@@ -112,7 +112,7 @@ function parseFileFilename(filename: string, options: QDict): void {
 function openFile(ctx: DriverOpenContext): BaseNode {
   const opts = ctx.options;
   const filename = opts.takeString('filename');
-  const aio = opts.takeString('aio');
+  const aio = opts.takeString('aio') ?? ctx.aio;
   if (aio !== undefined && !AIO_MODES.includes(aio)) throw new OptionsError(`invalid parameter value: ${aio}`);
   const locking = opts.takeString('locking');
   if (locking !== undefined && !LOCKING_MODES.includes(locking)) throw new OptionsError(`invalid parameter value: ${locking}`);
@@ -121,6 +121,9 @@ function openFile(ctx: DriverOpenContext): BaseNode {
   opts.take('x-check-cache-dropped');
   opts.take('drop-cache');
   if (filename === undefined) throw new BlockOpenError("The 'file' block driver requires a file name");
+  if (aio === 'native' && !ctx.cacheDirect) {
+    throw new BlockOpenError('aio=native was specified, but it requires cache.direct=on, which was not specified.');
+  }
   const abs = checkPath(ctx.env, filename, ctx.readOnly ? 'read' : 'write');
   let storage: FileStorage;
   try {

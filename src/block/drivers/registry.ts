@@ -1,12 +1,12 @@
 /**
- * The drivers the builtin engine knows, by QEMU name. The qcow2 driver registers itself here
- * (src/block/drivers/qcow2.ts) so that this module does not depend on the format engine.
+ * The drivers the builtin engine knows, by QEMU name.
  */
 import type { BlockDriverDef } from './types.ts';
 import { fileDriver } from './file.ts';
 import { rawDriver } from './raw.ts';
 import { nullDriver } from './null.ts';
 import { blkdebugDriver } from './blkdebug.ts';
+import { qcow2Driver } from './qcow2.ts';
 
 const drivers = new Map<string, BlockDriverDef>();
 
@@ -24,4 +24,4 @@ export function findProtocolByPrefix(prefix: string): BlockDriverDef | undefined
   return undefined;
 }
 
-for (const d of [fileDriver, rawDriver, nullDriver, blkdebugDriver]) registerDriver(d);
+for (const d of [fileDriver, rawDriver, nullDriver, blkdebugDriver, qcow2Driver]) registerDriver(d);

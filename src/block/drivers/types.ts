@@ -34,6 +34,10 @@ export interface DriverOpenContext {
   probed: boolean;
   /** BDRV_O_NO_BACKING: do not open the backing file named in the image (backing: null). */
   noBacking: boolean;
+  /** cache.direct as this node will use it. */
+  cacheDirect: boolean;
+  /** Default aio mode for file nodes (from -k / -i). */
+  aio?: 'threads' | 'native' | 'io_uring';
   env: OpenEnv;
   /** Open a child of this node with inherited flags; options come from `<role>.*`. */
   openChild(req: ChildOpenRequest): BaseNode | undefined;

@@ -1,0 +1,283 @@
+/**
+ * The `qcow2` format driver: the engine in src/qcow2 over block nodes. The image file, the
+ * external data file and the backing chain are nodes opened by the block layer (so a blkdebug
+ * filter can sit between qcow2 and its data file); the engine sees them as Storage and
+ * GuestReader views.
+ *
+ * QEMU's order is kept where it shows: an explicitly given data-file child is opened before
+ * the image's feature checks (so `data-file.filename=inexistent` fails with "Could not open
+ * 'inexistent'" even for an image without external data file), a data file named in the
+ * header is opened by name relative to the process's cwd without protocol parsing, and the
+ * backing file is opened after the image with the header's format and relative name.
+ */
+import * as path from 'node:path';
+import { Errno, ErrnoError } from '../../errno.ts';
+import { openQcow2, Qcow2Image, corruptionLine, type GuestReader, type Qcow2BlockStatus } from '../../qcow2/index.ts';
+import { BlockOpenError } from '../errors.ts';
+import { BaseNode, debugEventOn, type NodeInfo, type TruncateOptions } from '../node.ts';
+import { NodeStorage } from '../storage-adapter.ts';
+import { blockStatusAbove } from '../status.ts';
+import type { BlockDriverDef, DriverOpenContext } from './types.ts';
+import type { BlockNode, BlockStatus } from '../types.ts';
+import { isQcow2Header } from './probe.ts';
+import { FileNode } from './file.ts';
+
+export class Qcow2Node extends BaseNode {
+  /** The engine image (qemu-img's format operations use it directly). */
+  readonly image: Qcow2Image;
+  readonly file: BaseNode;
+  /** The external data file node, when the image has one. */
+  readonly dataFile: BaseNode | undefined;
+  /** The backing file name as stored in the header (bs->backing_file), or ''. */
+  readonly backingFileName: string;
+  private readonly reportClose: (message: string) => void;
+
+  constructor(
+    nodeName: string,
+    readOnly: boolean,
+    image: Qcow2Image,
+    file: BaseNode,
+    dataFile: BaseNode | undefined,
+    reportClose: (message: string) => void,
+  ) {
+    super('qcow2', nodeName, readOnly);
+    this.image = image;
+    this.file = file;
+    this.dataFile = dataFile;
+    this.backingFileName = image.header.backingFile ?? '';
+    this.reportClose = reportClose;
+    this.children.set('file', file);
+    if (dataFile) this.children.set('data-file', dataFile);
+  }
+
+  protected override get canCompress(): boolean {
+    return true;
+  }
+  override get clusterSize(): number {
+    return this.image.clusterSize;
+  }
+
+  get backing(): BaseNode | undefined {
+    return this.children.get('backing') as BaseNode | undefined;
+  }
+
+  length(): number {
+    return this.image.virtualSize;
+  }
+
+  protected doRead(offset: number, buf: Uint8Array): void {
+    debugEventOn(this.file, 'read_aio');
+    this.image.read(offset, buf);
+  }
+
+  protected doWrite(offset: number, data: Uint8Array): void {
+    debugEventOn(this.file, 'write_aio');
+    this.image.write(offset, data);
+  }
+
+  protected override doWriteZeroes(offset: number, length: number, unmap: boolean): void {
+    this.image.writeZeroes(offset, length, { unmap });
+  }
+
+  protected override doWriteCompressed(offset: number, data: Uint8Array): void {
+    this.image.writeCompressed(offset, data);
+  }
+
+  protected override doDiscard(offset: number, length: number): void {
+    this.image.discard(offset, length);
+  }
+
+  protected override doFlushToOs(): void {
+    this.image.flush();
+  }
+
+  protected override doTruncate(size: number, opts: TruncateOptions): void {
+    this.image.resize(size, { prealloc: opts.prealloc, shrink: opts.shrinkAllowed });
+  }
+
+  protected override doBlockStatus(offset: number, length: number): BlockStatus {
+    const s: Qcow2BlockStatus = this.image.blockStatus(offset, length);
+    const status: BlockStatus = { length: s.length, allocated: false, data: false, zero: false, compressed: false };
+    switch (s.kind) {
+      case 'data':
+        status.allocated = true;
+        status.data = true;
+        break;
+      case 'compressed':
+        status.allocated = true;
+        status.data = true;
+        status.compressed = true;
+        break;
+      case 'zero':
+      case 'zero-alloc':
+        status.allocated = true;
+        status.zero = true;
+        break;
+      case 'unallocated':
+      case 'unallocated-alloc': {
+        // supports_backing: without a backing file (or past its end) the range reads as zeroes.
+        const backing = this.backing;
+        if (!backing || offset >= backing.length()) status.zero = true;
+        break;
+      }
+    }
+    if (s.hostOffset !== undefined && s.kind !== 'compressed') {
+      status.offset = s.hostOffset;
+      status.file = s.inDataFile && this.dataFile ? this.dataFile : this.file;
+    }
+    return status;
+  }
+
+  protected override doCopyRangeTo(): void {
+    // Copy offloading is not implemented for qcow2; callers fall back to read + write.
+    throw new ErrnoError(Errno.ENOTSUP);
+  }
+
+  override getInfo(): NodeInfo {
+    const st = this.image.state as unknown as { l1VmStateIndex: number; l2Bits: number; clusterBits: number };
+    return { clusterSize: this.image.clusterSize, vmStateOffset: st.l1VmStateIndex * 2 ** (st.clusterBits + st.l2Bits) };
+  }
+
+  protected override doClose(): void {
+    for (const msg of this.image.close()) this.reportClose(msg);
+  }
+
+  protected override refreshExactFilename(generateJson: boolean): void {
+    super.refreshExactFilename(generateJson);
+  }
+}
+
+/** A GuestReader over the backing node for the engine's fall-through reads. */
+function backingReader(node: BaseNode): GuestReader {
+  return {
+    length: () => node.length(),
+    read: (offset, buf) => node.read(offset, buf),
+    isZero: (offset, length) => {
+      let pos = offset;
+      const end = offset + length;
+      const len = node.length();
+      while (pos < end) {
+        if (pos >= len) return true;
+        const s = blockStatusAbove(node, pos, end - pos);
+        if (!s.status.zero) return false;
+        pos += s.status.length;
+      }
+      return true;
+    },
+  };
+}
+
+/** bdrv_dirname: the directory part of the image's plain name, with a trailing slash. */
+function dirnameOf(node: BaseNode): string | undefined {
+  let n: BaseNode | undefined = node;
+  while (n && !(n instanceof FileNode) && n.primaryChild()) n = n.primaryChild() as BaseNode;
+  const name = n?.exactFilename;
+  if (!name) return undefined;
+  const slash = name.lastIndexOf('/');
+  return slash < 0 ? '' : name.slice(0, slash + 1);
+}
+
+/** bdrv_make_absolute_filename for the header's backing file name. */
+function fullBackingName(file: BaseNode, backing: string): string {
+  if (/^[^:/]*:/.test(backing) || path.isAbsolute(backing)) return backing;
+  const dir = dirnameOf(file);
+  if (dir === undefined) {
+    throw new BlockOpenError(`Cannot generate a base directory for ${file.driver} nodes`);
+  }
+  return dir + backing;
+}
+
+const BOOL_RUNTIME_OPTS = ['lazy-refcounts', 'pass-discard-request', 'pass-discard-snapshot', 'pass-discard-other'];
+
+function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
+  const opts = ctx.options;
+  const bools = new Map<string, boolean | undefined>();
+  for (const key of BOOL_RUNTIME_OPTS) {
+    const v = opts.peek(key);
+    bools.set(key, v === undefined || v === null ? undefined : opts.takeBool(key, false));
+  }
+  for (const key of opts.keys()) {
+    if (key === 'overlap-check' || key.startsWith('overlap-check.') || key.startsWith('cache-size') || key === 'l2-cache-size' || key === 'l2-cache-entry-size' || key === 'refcount-cache-size' || key === 'cache-clean-interval') {
+      opts.take(key);
+    }
+  }
+  const file = ctx.file;
+  if (!file) throw new BlockOpenError('A block device must be specified for "file"');
+
+  const report = (m: string): void => (ctx.env.report ? ctx.env.report(m) : ctx.env.stderr(`${m}\n`));
+  const explicitData = ctx.openChild({ role: 'data-file', allowNone: true });
+  let headerData: BaseNode | undefined;
+  let image: Qcow2Image;
+  try {
+    image = openQcow2({
+      file: new NodeStorage(file),
+      readOnly: ctx.readOnly,
+      dataFile: explicitData ? new NodeStorage(explicitData) : null,
+      openDataFile: (name) => {
+        headerData = ctx.openChild({ role: 'data-file', filename: name, parseFilename: false, allowNone: false });
+        return new NodeStorage(headerData!);
+      },
+      passDiscardRequest: bools.get('pass-discard-request'),
+      passDiscardSnapshot: bools.get('pass-discard-snapshot'),
+      passDiscardOther: bools.get('pass-discard-other'),
+      lazyRefcounts: bools.get('lazy-refcounts'),
+      onCorruption: (ev) => ctx.env.stderr(`${corruptionLine(ev)}\n`),
+      onWarning: (m) => ctx.env.warn?.(m),
+    });
+  } catch (err) {
+    explicitData?.close();
+    headerData?.close();
+    if (err instanceof BlockOpenError) throw err;
+    if (err instanceof ErrnoError) throw new BlockOpenError(err.message, err.errno);
+    throw err;
+  }
+  const dataNode = image.hasExternalDataFile ? (explicitData ?? headerData) : undefined;
+  const node = new Qcow2Node(ctx.nodeName, ctx.readOnly, image, file, dataNode, report);
+
+  try {
+    openBacking(ctx, node, file);
+  } catch (err) {
+    node.close();
+    if (err instanceof BlockOpenError) throw new BlockOpenError(`Could not open backing file: ${err.message}`, err.errno);
+    throw err;
+  }
+  return node;
+}
+
+/** bdrv_open_backing_file for a qcow2 node. */
+function openBacking(ctx: DriverOpenContext, node: Qcow2Node, file: BaseNode): void {
+  const header = node.image.header;
+  const headerName = header.backingFile ?? '';
+  if (ctx.noBacking) {
+    // backing: null; the header's backing file is suppressed.
+    node.backingOverridden = headerName !== '';
+    for (const k of ctx.options.keys()) if (k === 'backing' || k.startsWith('backing.')) ctx.options.take(k);
+    return;
+  }
+  const reference = ctx.options.peek('backing');
+  const hasOptions = ctx.options.keys().some((k) => k.startsWith('backing.'));
+  const explicitFile = ctx.options.has('backing.file.filename');
+  if (typeof reference !== 'string' && !hasOptions && headerName === '') return;
+  const implicit = typeof reference !== 'string' && !hasOptions;
+  let filename: string | undefined;
+  if (typeof reference !== 'string' && !explicitFile) filename = fullBackingName(file, headerName);
+  const format = typeof reference === 'string' || ctx.options.has('backing.driver') ? undefined : header.backingFormat;
+  const backing = ctx.openChild({ role: 'backing', filename, format, readOnly: true, allowNone: true });
+  if (!backing) return;
+  node.children.set('backing', backing);
+  node.image.setBacking(backingReader(backing));
+  backing.refreshFilename();
+  node.backingOverridden = !implicit && headerName !== backing.filename;
+}
+
+export const qcow2Driver: BlockDriverDef = {
+  name: 'qcow2',
+  protocol: false,
+  supportsBacking: true,
+  probe: (header) => (isQcow2Header(header) ? 100 : 0),
+  open: openQcow2Driver,
+};
+
+export function isQcow2Node(node: BlockNode): node is Qcow2Node {
+  return node instanceof Qcow2Node;
+}

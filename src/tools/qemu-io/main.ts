@@ -1,0 +1,206 @@
+/**
+ * qemu-io's command line (qemu-io.c main() in QEMU 7.2): options, the image argument, the -c
+ * commands (or stdin lines when there are none), and the exit status (1 when any command
+ * failed). Output goes through ctx.out exactly where the real tool prints.
+ */
+import type { ToolContext, ToolMain } from '../context.ts';
+import { parseCacheMode, parseDiscardMode, isValidAioMode, QDict } from '../../block/index.ts';
+import { Getopt, type LongOption } from '../common/getopt.ts';
+import { defaultOpenSettings, parseInto, runCommand } from './commands.ts';
+import { IoSession } from './session.ts';
+
+export const QEMU_VERSION_LINE = '7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)';
+const COPYRIGHT = 'Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers';
+
+function usageText(name: string): string {
+  return (
+    `Usage: ${name} [OPTIONS]... [-c STRING]... [file]\n` +
+    'QEMU Disk exerciser\n' +
+    '\n' +
+    "  --object OBJECTDEF   define an object such as 'secret' for\n" +
+    '                       passwords and/or encryption keys\n' +
+    '  --image-opts         treat file as option string\n' +
+    '  -c, --cmd STRING     execute command with its arguments\n' +
+    '                       from the given string\n' +
+    '  -f, --format FMT     specifies the block driver to use\n' +
+    '  -r, --read-only      export read-only\n' +
+    '  -s, --snapshot       use snapshot file\n' +
+    '  -n, --nocache        disable host cache, short for -t none\n' +
+    '  -C, --copy-on-read   enable copy-on-read\n' +
+    '  -m, --misalign       misalign allocations for O_DIRECT\n' +
+    '  -k, --native-aio     use kernel AIO implementation\n' +
+    '                       (Linux only, prefer use of -i)\n' +
+    '  -i, --aio=MODE       use AIO mode (threads, native or io_uring)\n' +
+    '  -t, --cache=MODE     use the given cache mode for the image\n' +
+    '  -d, --discard=MODE   use the given discard mode for the image\n' +
+    '  -T, --trace [[enable=]<pattern>][,events=<file>][,file=<file>]\n' +
+    '                       specify tracing options\n' +
+    '                       see qemu-img(1) man page for full description\n' +
+    '  -U, --force-share    force shared permissions\n' +
+    '  -h, --help           display this help and exit\n' +
+    '  -V, --version        output version information and exit\n' +
+    '\n' +
+    `See '${name} -c help' for information on available commands.\n` +
+    '\n' +
+    'See <https://qemu.org/contribute/report-a-bug> for how to report bugs.\n' +
+    'More information on the QEMU project at <https://qemu.org>.\n'
+  );
+}
+
+const LONG_OPTIONS: LongOption[] = [
+  { name: 'help', arg: 'none', val: 'h' },
+  { name: 'version', arg: 'none', val: 'V' },
+  { name: 'cmd', arg: 'required', val: 'c' },
+  { name: 'format', arg: 'required', val: 'f' },
+  { name: 'read-only', arg: 'none', val: 'r' },
+  { name: 'snapshot', arg: 'none', val: 's' },
+  { name: 'nocache', arg: 'none', val: 'n' },
+  { name: 'copy-on-read', arg: 'none', val: 'C' },
+  { name: 'misalign', arg: 'none', val: 'm' },
+  { name: 'native-aio', arg: 'none', val: 'k' },
+  { name: 'aio', arg: 'required', val: 'i' },
+  { name: 'discard', arg: 'required', val: 'd' },
+  { name: 'cache', arg: 'required', val: 't' },
+  { name: 'trace', arg: 'required', val: 'T' },
+  { name: 'object', arg: 'required', val: 'object' },
+  { name: 'image-opts', arg: 'none', val: 'image-opts' },
+  { name: 'force-share', arg: 'none', val: 'U' },
+];
+
+const PROGNAME = 'qemu-io';
+
+/**
+ * Run qemu-io. `readLine` supplies stdin lines for the interactive loop (no -c given); without
+ * it stdin is empty.
+ */
+export async function runQemuIo(argv: string[], ctx: ToolContext, readLine?: () => string | null): Promise<number> {
+  const s = new IoSession(ctx, PROGNAME, readLine);
+  const settings = defaultOpenSettings();
+  let format: string | undefined;
+  const commands: string[] = [];
+
+  const g = new Getopt(argv, 'hVc:d:f:rsnCmki:t:T:U', LONG_OPTIONS, PROGNAME, (m) => s.err(m));
+  for (let o = g.next(); o; o = g.next()) {
+    switch (o.opt) {
+      case 's':
+        settings.snapshot = true;
+        break;
+      case 'n':
+        settings.cache = { direct: true, noFlush: settings.cache.noFlush, writethrough: false };
+        break;
+      case 'C':
+        settings.copyOnRead = true;
+        break;
+      case 'd': {
+        const d = parseDiscardMode(o.arg!);
+        if (d === undefined) {
+          s.errorReport(`Invalid discard option: ${o.arg}`);
+          return 1;
+        }
+        settings.unmap = d;
+        break;
+      }
+      case 'f':
+        format = o.arg!;
+        break;
+      case 'c':
+        commands.push(o.arg!);
+        break;
+      case 'r':
+        settings.readOnly = true;
+        break;
+      case 'm':
+        break;
+      case 'k':
+        settings.nativeAio = true;
+        break;
+      case 'i':
+        if (!isValidAioMode(o.arg!)) {
+          s.errorReport(`Invalid aio option: ${o.arg}`);
+          return 1;
+        }
+        settings.nativeAio = o.arg === 'native';
+        break;
+      case 't': {
+        const c = parseCacheMode(o.arg!);
+        if (!c) {
+          s.errorReport(`Invalid cache option: ${o.arg}`);
+          return 1;
+        }
+        settings.cache = c;
+        break;
+      }
+      case 'T':
+        // Tracing has no effect in the built-in engine.
+        break;
+      case 'V':
+        s.out(`${PROGNAME} version ${QEMU_VERSION_LINE}\n${COPYRIGHT}\n`);
+        return 0;
+      case 'h':
+        s.out(usageText(PROGNAME));
+        return 0;
+      case 'U':
+        settings.forceShare = true;
+        break;
+      case 'object':
+        // Objects (secrets for encryption) are accepted; the engine has no use for them.
+        break;
+      case 'image-opts':
+        s.imageOpts = true;
+        break;
+      default:
+        s.out(usageText(PROGNAME));
+        return 1;
+    }
+  }
+  const operands = g.operands();
+  if (operands.length > 1) {
+    s.out(usageText(PROGNAME));
+    return 1;
+  }
+  if (format !== undefined && s.imageOpts) {
+    s.errorReport('--image-opts and -f are mutually exclusive');
+    return 1;
+  }
+
+  try {
+    if (operands.length === 1) {
+      if (s.imageOpts) {
+        const opts = new QDict();
+        if (!parseInto(s, operands[0]!, opts, false)) return 1;
+        if (s.openFile(undefined, settings, opts)) return 1;
+      } else {
+        const opts = format !== undefined ? QDict.from([['driver', format]]) : undefined;
+        if (s.openFile(operands[0]!, settings, opts)) return 1;
+      }
+    }
+    const ret = await commandLoop(s, commands);
+    if (s.killedBySignal !== undefined) return 128 + s.killedBySignal;
+    return ret < 0 ? 1 : 0;
+  } finally {
+    if (s.killedBySignal === undefined) s.closeFile();
+  }
+}
+
+async function commandLoop(s: IoSession, commands: string[]): Promise<number> {
+  let lastError = 0;
+  if (commands.length > 0) {
+    for (const c of commands) {
+      if (s.quit || s.killedBySignal !== undefined) break;
+      const ret = await runCommand(s, c);
+      if (ret < 0) lastError = ret;
+    }
+    return lastError;
+  }
+  while (!s.quit && s.killedBySignal === undefined) {
+    s.out(`${PROGNAME}> `);
+    s.ctx.out.flushStdout();
+    const line = s.readLine();
+    if (line === null) break;
+    const ret = await runCommand(s, line);
+    if (ret < 0) lastError = ret;
+  }
+  return lastError;
+}
+
+export const qemuIoMain: ToolMain = (argv, ctx) => runQemuIo(argv, ctx);
