@@ -25,7 +25,9 @@ export type Step =
   /** Create a file of `size` bytes filled with `fill`. */
   | { file: string; size: number; fill?: number }
   /** Remove a file. */
-  | { rm: string };
+  | { rm: string }
+  /** Overwrite bytes of a file at an offset (hex string), e.g. to corrupt metadata. */
+  | { poke: string; offset: number; hex: string };
 
 export interface Sequence {
   name: string;
@@ -86,6 +88,10 @@ async function runSide(seq: Sequence, dir: string, ours: boolean): Promise<{ res
       results.push({ ...r, args: `[qemu-io] ${r.args}`, stdout: timingFilter(r.stdout), stderr: timingFilter(r.stderr) });
     } else if ('file' in step) {
       fs.writeFileSync(path.join(dir, step.file), Buffer.alloc(step.size, step.fill ?? 0));
+    } else if ('poke' in step) {
+      const fd = fs.openSync(path.join(dir, step.poke), 'r+');
+      fs.writeSync(fd, Buffer.from(step.hex, 'hex'), 0, step.hex.length / 2, step.offset);
+      fs.closeSync(fd);
     } else {
       fs.rmSync(path.join(dir, step.rm), { force: true });
     }

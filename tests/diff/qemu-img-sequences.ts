@@ -29,8 +29,26 @@ export const sequences: Sequence[] = [
   { name: 'check human/json, allocated statistics, raw without checks', steps: [mkq('a.qcow2'), img('check', 'a.qcow2'), io('-c', 'write -P 1 0 1M', 'a.qcow2'), img('check', 'a.qcow2'), img('check', '--output=json', 'a.qcow2'), img('check', '-q', 'a.qcow2'), img('create', '-q', '-f', 'raw', 'r.raw', '1M'), img('check', 'r.raw'), img('check', '-f', 'raw', '--output=json', 'r.raw'), img('check', 'missing.qcow2'), img('check', '--output=xml', 'a.qcow2'), img('check', '-r', 'foo', 'a.qcow2'), img('check', '-T', 'foo', 'a.qcow2')] },
   { name: 'check -r leaks / all on a clean image', steps: [mkq('a.qcow2'), io('-c', 'write 0 128k', 'a.qcow2'), img('check', '-r', 'leaks', 'a.qcow2'), img('check', '-r', 'all', '--output=json', 'a.qcow2')] },
 
+  {
+    name: 'check finds and repairs leaks, reports corruption',
+    steps: [
+      mkq('a.qcow2', '1M'),
+      { poke: 'a.qcow2', offset: 0x2000a, hex: '00010001' },
+      { poke: 'a.qcow2', offset: 7 * 65536 - 1, hex: '00' },
+      img('check', 'a.qcow2'),
+      img('check', '--output=json', 'a.qcow2'),
+      img('check', '-r', 'leaks', 'a.qcow2'),
+      img('check', 'a.qcow2'),
+      mkq('c.qcow2', '1M'),
+      { poke: 'c.qcow2', offset: 0x20006, hex: '0000' },
+      img('check', 'c.qcow2'),
+      img('check', '--output=json', 'c.qcow2'),
+      img('check', '-r', 'all', 'c.qcow2'),
+    ],
+  },
+
   // ---- info
-  { name: 'info human and json', steps: [mkq('b.qcow2'), mkq('t.qcow2', '4M', '-b', 'b.qcow2', '-F', 'qcow2'), img('create', '-q', '-f', 'qcow2', '-o', 'data_file=d.data,lazy_refcounts=on', 'd.qcow2', '2M'), img('info', '--output=json', 't.qcow2'), img('info', '--output=json', 'd.qcow2'), img('info', '--backing-chain', '--output=json', 't.qcow2'), img('info', 'missing'), img('info', '--output=xml', 't.qcow2'), img('info')] },
+  { name: 'info human and json', steps: [mkq('b.qcow2'), mkq('t.qcow2', '4M', '-b', 'b.qcow2', '-F', 'qcow2'), img('create', '-q', '-f', 'qcow2', '-o', 'data_file=d.data,lazy_refcounts=on', 'd.qcow2', '2M'), img('info', '--output=json', 't.qcow2'), img('info', '--output=json', 'd.qcow2'), img('info', '--backing-chain', '--output=json', 't.qcow2'), img('info', 't.qcow2'), img('info', 'd.qcow2'), img('info', '--backing-chain', 't.qcow2'), img('snapshot', '-c', 's1', 'b.qcow2'), img('info', 'b.qcow2'), img('info', '--output=json', 'b.qcow2'), img('info', 'missing'), img('info', '--output=xml', 't.qcow2'), img('info')] },
   { name: 'info human of qcow2 v2 and v3', steps: [mkq('a.qcow2', '64M'), mkq('b.qcow2', '64M', '-o', 'compat=0.10'), img('info', '-f', 'qcow2', '--output=json', 'a.qcow2'), img('info', '--output=json', 'b.qcow2')] },
 
   // ---- map

@@ -92,8 +92,7 @@ export function formatCheckRepaired(leaksFixed: number, corruptionsFixed: number
 }
 
 export function formatCheckJson(c: ImageCheck): string {
-  // Optional members are present when non-zero, as collect_image_check sets has_* flags
-  // (the *-fixed ones follow the non-fixed counters, as QEMU 7.2 does).
+  // Optional members are present when non-zero, as collect_image_check sets the has_* flags.
   const m: JsonObject = new Map();
   m.set('filename', c.filename);
   m.set('format', c.format);
@@ -101,8 +100,8 @@ export function formatCheckJson(c: ImageCheck): string {
   if (c.imageEndOffset !== 0) m.set('image-end-offset', BigInt(c.imageEndOffset));
   if (c.corruptions !== 0) m.set('corruptions', BigInt(c.corruptions));
   if (c.leaks !== 0) m.set('leaks', BigInt(c.leaks));
-  if (c.corruptions !== 0) m.set('corruptions-fixed', BigInt(c.corruptionsFixed));
-  if (c.leaks !== 0) m.set('leaks-fixed', BigInt(c.leaksFixed));
+  if (c.corruptionsFixed !== 0) m.set('corruptions-fixed', BigInt(c.corruptionsFixed));
+  if (c.leaksFixed !== 0) m.set('leaks-fixed', BigInt(c.leaksFixed));
   if (c.totalClusters !== 0) m.set('total-clusters', BigInt(c.totalClusters));
   if (c.allocatedClusters !== 0) m.set('allocated-clusters', BigInt(c.allocatedClusters));
   if (c.fragmentedClusters !== 0) m.set('fragmented-clusters', BigInt(c.fragmentedClusters));
