@@ -39,7 +39,7 @@ import {
   setBitmap,
   setEntry,
 } from './entries.ts';
-import { errnoOf } from './errors.ts';
+import { corruptionLine, errnoOf } from './errors.ts';
 import { strerror } from '../errno.ts';
 import { be32, be64, put32, put64, readAt, sizeOf, truncateTo, writeAt, writeSync } from './io.ts';
 import { invalidateMetadata, OL_ACTIVE_L2, preWriteOverlapCheck } from './metadata.ts';
@@ -569,10 +569,8 @@ function rebuildRefcountStructure(c: Ctx): void {
   const s = c.s;
   s.refblockCache.empty();
   s.refblockCache.clear();
-  // The old structures are not metadata any more for the overlap check.
-  s.refcountTable = new Float64Array(0);
-  s.refcountTableSize = 0;
-  invalidateMetadata(s);
+  // Like QEMU, the old refcount table stays in place (and in the overlap check) until the
+  // new one is complete.
   const table = { t: [] as number[] };
   let changed = rebuildWriteRefblocks(c, 0, c.imrt.size, table);
   let reftableOffset = -1;
@@ -842,6 +840,9 @@ export function checkImage(s: State, mode: CheckFix): Qcow2CheckResult {
     }
   };
   if (!s.readOnly) writeCaches(s);
+  // Corruption events during a check are part of its stderr output, in order.
+  const onCorruption = s.onCorruption;
+  s.onCorruption = (ev) => result.messages.push({ text: corruptionLine(ev) });
   try {
     try {
       checkReadSnapshotTable(s, snapshotRes, fix);
@@ -881,6 +882,7 @@ export function checkImage(s: State, mode: CheckFix): Qcow2CheckResult {
       }
     }
   } catch (err) {
+    s.onCorruption = onCorruption;
     if (err instanceof CheckFailed) {
       result.ret = -err.errno;
       return result;
@@ -891,6 +893,7 @@ export function checkImage(s: State, mode: CheckFix): Qcow2CheckResult {
     }
     throw err;
   }
+  s.onCorruption = onCorruption;
   return result;
 }
 
