@@ -78,7 +78,14 @@ function tmpFile(): string {
 function runProcess(program: string, args: string[], cwd: string, stdin: string | undefined): Omit<StepResult, 'step'> {
   const env = { ...process.env, LC_ALL: 'C' };
   const input = stdin ?? '';
+  // The step runs twice (separate pipes, then one shared file); the second run starts from
+  // the directory state the first one saw.
+  const saved = tmpFile();
+  fs.cpSync(cwd, saved, { recursive: true });
   const sep = spawnSync(program, args, { cwd, encoding: 'utf8', env, input });
+  for (const f of fs.readdirSync(cwd)) fs.rmSync(path.join(cwd, f), { recursive: true, force: true });
+  fs.cpSync(saved, cwd, { recursive: true });
+  fs.rmSync(saved, { recursive: true, force: true });
   const file = tmpFile();
   const fd = fs.openSync(file, 'w+');
   let mergedExit: number | null;

@@ -1,8 +1,8 @@
 /**
  * Differential runs of qemu-img command sequences: each sequence runs in a fresh directory
  * once with Debian's qemu-img 7.2 and once with the built-in qemu-img (in-process through
- * qemuImgMain, the function `qtest qemu-img` calls), and every step's stdout, stderr and exit
- * code are compared. Helper steps (qemu-io writes, file creation) use the same real tool on
+ * qemuImgMain, the function `qtest qemu-img` calls, or through the drop-in CLI itself), and
+ * every step's stdout, stderr and exit code are compared. Helper steps (qemu-io writes, file creation) use the same real tool on
  * both sides, so only qemu-img's behaviour differs.
  */
 import { spawnSync } from 'node:child_process';
@@ -60,7 +60,16 @@ function runReal(tool: string, args: string[], cwd: string): StepResult {
   return { args: args.join(' '), exit: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function runOurs(args: string[], cwd: string): Promise<StepResult> {
+const QTEST_BIN = path.resolve(import.meta.dirname, '../../bin/qtest.js');
+
+/** The drop-in CLI as a user runs it: `node bin/qtest.js qemu-img ARGS`. */
+function runOursCli(args: string[], cwd: string): StepResult {
+  const r = spawnSync(process.execPath, [QTEST_BIN, 'qemu-img', ...args], { cwd, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } });
+  return { args: args.join(' '), exit: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function runOurs(args: string[], cwd: string, viaCli = false): Promise<StepResult> {
+  if (viaCli) return runOursCli(args, cwd);
   const sink = new RecordingSink();
   const exit = await qemuImgMain(args, { out: sink, cwd, env: { ...process.env, LC_ALL: 'C' } });
   sink.flushStdout();
@@ -76,12 +85,12 @@ function digest(dir: string): Record<string, string> {
   return out;
 }
 
-async function runSide(seq: Sequence, dir: string, ours: boolean): Promise<{ results: StepResult[]; files: Record<string, string> }> {
+async function runSide(seq: Sequence, dir: string, ours: boolean, viaCli: boolean): Promise<{ results: StepResult[]; files: Record<string, string> }> {
   for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
   const results: StepResult[] = [];
   for (const step of seq.steps) {
     if ('img' in step) {
-      const r = ours ? await runOurs(step.img, dir) : runReal(QEMU_IMG, step.img, dir);
+      const r = ours ? await runOurs(step.img, dir, viaCli) : runReal(QEMU_IMG, step.img, dir);
       results.push({ ...r, stdout: timingFilter(r.stdout), stderr: timingFilter(r.stderr) });
     } else if ('io' in step) {
       const r = runReal(QEMU_IO, step.io, dir);
@@ -100,11 +109,14 @@ async function runSide(seq: Sequence, dir: string, ours: boolean): Promise<{ res
 }
 
 /** Runs a sequence on both sides in the same directory (paths end up in image headers). */
-export async function runDifferential(seq: Sequence): Promise<{ real: StepResult[]; ours: StepResult[]; realFiles: Record<string, string>; ourFiles: Record<string, string> }> {
+export async function runDifferential(
+  seq: Sequence,
+  viaCli = false,
+): Promise<{ real: StepResult[]; ours: StepResult[]; realFiles: Record<string, string>; ourFiles: Record<string, string> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qtest-img-'));
   try {
-    const real = await runSide(seq, dir, false);
-    const ours = await runSide(seq, dir, true);
+    const real = await runSide(seq, dir, false, false);
+    const ours = await runSide(seq, dir, true, viaCli);
     return { real: real.results, ours: ours.results, realFiles: real.files, ourFiles: ours.files };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
