@@ -310,7 +310,7 @@ function qcow2OptionsFromQemuOpts(opts: CreateOptions, hasDataFile: boolean, env
   if (backingFmt !== undefined) o.backingFmt = backingFmt;
   if (encryptFormat !== undefined) {
     if (encryptFormat !== 'qcow' && encryptFormat !== 'luks') {
-      throw new QemuError(`Parameter 'encrypt.format' does not accept value '${encryptFormat}'`);
+      throw new QemuError(`Parameter 'format' does not accept value '${encryptFormat}'`);
     }
     const secret = text('encrypt.key-secret');
     o.encrypt = secret === undefined ? { format: encryptFormat } : { format: encryptFormat, keySecret: secret };

@@ -9,15 +9,15 @@ import { formatSpecific, qcow2Of, snapshotsOf } from './engine.ts';
 import { formatInfoHuman, formatInfoJson, formatInfoJsonList, type ImageInfo } from './format.ts';
 import { errorMessage, type Img } from './img.ts';
 
-/** bdrv_get_allocated_file_size: protocol nodes report their file, formats sum their data children. */
+/**
+ * bdrv_get_allocated_file_size: files report their blocks, null devices 0, other protocol
+ * drivers (blkdebug) nothing; formats sum their data children.
+ */
 function allocatedFileSize(node: BlockNode): number | undefined {
   const withAlloc = node as unknown as { allocatedBytes?: () => number };
   if (typeof withAlloc.allocatedBytes === 'function') return withAlloc.allocatedBytes();
-  if (node.driver === 'null-co' || node.driver === 'null-aio') return undefined;
-  if (node.driver === 'blkdebug') {
-    const image = node.children.get('image') ?? node.children.get('file');
-    return image ? allocatedFileSize(image) : undefined;
-  }
+  if (node.driver === 'null-co' || node.driver === 'null-aio') return 0;
+  if (node.driver === 'blkdebug') return undefined;
   let sum = 0;
   for (const [role, child] of node.children) {
     if (role === 'backing') continue;
@@ -52,10 +52,20 @@ export function queryImageInfo(node: BlockNode): ImageInfo {
     if (snaps.length > 0 && !q.hasExternalDataFile) info.snapshots = snaps;
     const spec = formatSpecific(node);
     if (spec) info.formatSpecific = spec;
-  } else if (node.driver !== 'null-co' && node.driver !== 'null-aio') {
+  } else if (hasDriverInfo(node)) {
     info.dirtyFlag = false;
   }
   return info;
+}
+
+/** Whether bdrv_get_info succeeds: raw passes it to its file, which only file-posix answers. */
+function hasDriverInfo(node: BlockNode): boolean {
+  if (node.driver === 'file') return true;
+  if (node.driver === 'raw') {
+    const file = node.children.get('file');
+    return file !== undefined && hasDriverInfo(file);
+  }
+  return false;
 }
 
 export function imgInfo(img: Img, argv: string[]): number {

@@ -14,10 +14,9 @@ function errnoOf(err: unknown): number {
   return err instanceof ErrnoError ? err.errno : Errno.EIO;
 }
 
-/** bdrv_snapshot_find: by id first, then by name. */
-function findSnapshot(node: BlockNode, idOrName: string): { id: string; name: string } | undefined {
-  const list = snapshotsOf(node);
-  return list.find((s) => s.id === idOrName) ?? list.find((s) => s.name === idOrName);
+/** bdrv_snapshot_find: the first snapshot with that name (ids are not looked at). */
+function findSnapshot(node: BlockNode, name: string): { id: string; name: string } | undefined {
+  return snapshotsOf(node).find((s) => s.name === name);
 }
 
 export function imgSnapshot(img: Img, argv: string[]): number {
