@@ -227,6 +227,27 @@ export function checkBlockdevOptions(args: JsonObject): void {
   checkUnexpected(args, new Set([...baseMembers, ...members].map((m) => m.name)));
 }
 
+/**
+ * The same checks for keyval input (-blockdev key=value,...): every value is text, so only
+ * the driver, its enum and unexpected top-level members are checked here; the block layer
+ * parses the values with the keyval visitor's messages.
+ */
+export function checkBlockdevKeyval(flat: QDict): void {
+  const top = new Map<string, JsonValue>();
+  for (const [k] of flat) {
+    const name = k.split('.')[0]!;
+    if (!top.has(name)) top.set(name, null);
+  }
+  const driver = flat.get('driver');
+  if (driver === undefined) throw new QmpError("Parameter 'driver' is missing");
+  if (typeof driver !== 'string' || !BLOCKDEV_DRIVERS.includes(driver)) {
+    throw new QmpError(`Parameter 'driver' does not accept value '${String(driver)}'`);
+  }
+  const members = driverMembers[driver];
+  if (!members) throw new QmpError(`Driver '${driver}' is not supported by the built-in engine`);
+  checkUnexpected(top, new Set([...baseMembers, ...members].map((m) => m.name)));
+}
+
 /** BlockdevCreateOptionsFile / BlockdevCreateOptionsQcow2 members. */
 const createFileMembers: Member[] = [
   { name: 'filename', schema: str },

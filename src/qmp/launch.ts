@@ -8,7 +8,7 @@ import type { QmpConnection, QmpLaunch } from '../backends/types.ts';
 import { parseOptsString } from '../block/options.ts';
 import type { QDict } from '../block/qdict.ts';
 import { parseJson } from './json.ts';
-import { QmpBlockLayer, checkBlockdevOptions, registerBlockCommands, toQDict } from './block.ts';
+import { QmpBlockLayer, checkBlockdevKeyval, checkBlockdevOptions, registerBlockCommands, toQDict } from './block.ts';
 import { isObject } from './qapi.ts';
 import { QmpServer } from './server.ts';
 
@@ -26,7 +26,9 @@ function blockdevOptions(spec: string): QDict {
     checkBlockdevOptions(v);
     return toQDict(v);
   }
-  return parseOptsString(spec, { impliedName: 'driver', mergeLists: false });
+  const flat = parseOptsString(spec, { impliedName: 'driver', mergeLists: false });
+  checkBlockdevKeyval(flat);
+  return flat;
 }
 
 export async function launchBuiltinQmp(launch: QmpLaunch): Promise<QmpConnection> {
