@@ -16,6 +16,8 @@ import type { PathPolicy } from '../tools/context.ts';
 import type { JsonObject, JsonValue } from './json.ts';
 import { QmpError, bool, checkUnexpected, enumOf, isObject, str, uint64, visitStruct, visitValue, type Member, type Schema } from './qapi.ts';
 import type { QmpServer } from './server.ts';
+import { imageInfoJson } from '../tools/qemu-img/format.ts';
+import { queryImageInfo } from '../tools/qemu-img/image-info.ts';
 
 /** BlockdevDriver in QEMU 7.2. */
 export const BLOCKDEV_DRIVERS = [
@@ -413,14 +415,7 @@ function blockDeviceInfo(node: BlockNode): JsonObject {
   m.set('encrypted', false);
   m.set('detect_zeroes', 'off');
   for (const k of ['bps', 'bps_rd', 'bps_wr', 'iops', 'iops_rd', 'iops_wr']) m.set(k, 0n);
-  const image: JsonObject = new Map();
-  image.set('filename', node.filename);
-  image.set('format', node.driver);
-  image.set('dirty-flag', false);
-  const alloc = (node as unknown as { allocatedBytes?: () => number }).allocatedBytes;
-  if (typeof alloc === 'function') image.set('actual-size', BigInt(alloc.call(node)));
-  image.set('virtual-size', BigInt(node.length()));
-  m.set('image', image);
+  m.set('image', imageInfoJson(queryImageInfo(node)));
   m.set('write_threshold', 0n);
   const cache: JsonObject = new Map();
   cache.set('writeback', true);

@@ -192,6 +192,26 @@ const cases: Case[] = [
       { send: '{"execute":"quit"}', until: ret },
     ],
   },
+  {
+    name: 'qcow2 nodes: blockdev-add over a named file node, inline refs, in-use deletion',
+    setup: (d) => {
+      spawnSync(process.env.QEMU_IMG ?? 'qemu-img', ['create', '-q', '-f', 'qcow2', path.join(d, 'q.qcow2'), '1M']);
+    },
+    args: () => [],
+    steps: [
+      cap,
+      { send: '{"execute":"blockdev-add", "arguments": {"driver": "file", "node-name": "f", "filename": "q.qcow2"}}', until: ret },
+      { send: '{"execute":"blockdev-add", "arguments": {"driver": "qcow2", "node-name": "q", "file": "f"}}', until: ret },
+      { send: '{"execute":"blockdev-add", "arguments": {"driver": "qcow2", "node-name": "q2", "file": "nonode"}}', until: ret },
+      { send: '{"execute":"blockdev-add", "arguments": {"driver": "qcow2", "node-name": "q3", "file": {"driver": "file", "filename": "q.qcow2"}, "lazy-refcounts": "x"}}', until: ret },
+      { send: '{"execute":"blockdev-del", "arguments": {"node-name": "f"}}', until: ret },
+      { send: '{"execute":"blockdev-del", "arguments": {"node-name": "q"}}', until: ret },
+      { send: '{"execute":"blockdev-del", "arguments": {"node-name": "f"}}', until: ret },
+      { send: '{"execute":"blockdev-create", "arguments": {"job-id": "c", "options": {"driver": "qcow2", "file": {"driver": "file", "filename": "q.qcow2"}, "size": 2097152, "lazy-refcounts": true}}}', until: concluded },
+      { send: '{"execute":"query-jobs"}', until: ret },
+      { send: '{"execute":"job-dismiss", "arguments": {"id": "c"}}', until: ret },
+    ],
+  },
 ];
 
 /** Both sides run in the same directory (paths end up in image headers), one after the other. */
