@@ -99,6 +99,8 @@ export const sequences: Sequence[] = [
   // ---- bitmap argument checks
   { name: 'bitmap argument errors', steps: [mkq('a.qcow2'), img('bitmap', 'a.qcow2', 'b0'), img('bitmap', '--remove', '-g', '64k', 'a.qcow2', 'b0'), img('bitmap', '--add', '-F', 'qcow2', 'a.qcow2', 'b0'), img('bitmap', '--add', '-b', 'x', 'a.qcow2', 'b0'), img('bitmap', '--add', 'a.qcow2')] },
 
+  { name: '--object definitions are checked while parsing', steps: [mkq('s.qcow2', '1M'), img('info', '--object', 'foo,id=x', 's.qcow2'), img('info', '--object', 'secret,id=x,data=y', 's.qcow2'), img('info', '--object', 'secret,data=y', 's.qcow2'), img('check', '--object', 'id=x', 's.qcow2'), img('map', '--object', 'secret,id=x,data=y,bogus=1', 's.qcow2')] },
+
   // ---- opening: json:, --image-opts, protocols
   { name: 'opening with json: and --image-opts', steps: [mkq('a.qcow2', '1M'), img('info', '--output=json', "json:{'driver': 'qcow2', 'file': {'driver': 'file', 'filename': 'a.qcow2'}}"), img('check', '--image-opts', 'driver=qcow2,file.filename=a.qcow2'), img('check', '--image-opts', '-f', 'qcow2', 'driver=qcow2,file.filename=a.qcow2'), img('info', "json:{'driver': 'qcow2'"), img('check', '--image-opts', 'driver=qcow2,file.filename=missing'), img('map', '--output=json', '-U', 'a.qcow2')] },
 ];

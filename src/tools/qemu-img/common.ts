@@ -10,7 +10,7 @@ import { parseOptsString } from '../../block/options.ts';
 import { QDict } from '../../block/qdict.ts';
 import type { BlockNode, BlockStatus } from '../../block/types.ts';
 import { ErrnoError } from '../../errno.ts';
-import { errorMessage, type Img } from './img.ts';
+import { ImgExit, errorMessage, type Img } from './img.ts';
 
 export const OPTION_OUTPUT = 256;
 export const OPTION_BACKING_CHAIN = 257;
@@ -48,38 +48,74 @@ export function parseOutput(img: Img, output: string | undefined): OutputFormat 
   return null;
 }
 
+/** Members of the user-creatable `secret` object. */
+const SECRET_MEMBERS = new Set(['qom-type', 'id', 'data', 'file', 'format', 'keyid', 'iv', 'loaded']);
+
 /**
- * --object: qemu-img accepts the option list (implied qom-type); only `secret` objects exist
- * here, which nothing consumes yet. Returns false after reporting an error.
+ * --object: QEMU 7.2 creates the object while parsing the option (user_creatable_process_cmdline
+ * with error_fatal), so a bad definition ends qemu-img at once. Only `secret` objects exist
+ * here; nothing consumes them yet.
  */
 export class ObjectList {
-  private readonly defs: QDict[] = [];
+  private readonly defs: Map<string, string>[] = [];
 
+  /** Returns true; on a bad definition reports it and exits with status 1. */
   add(img: Img, text: string): boolean {
-    try {
-      this.defs.push(parseOptsString(text, { impliedName: 'qom-type', mergeLists: false }));
-      return true;
-    } catch (err) {
-      img.error(errorMessage(err));
-      return false;
+    const def = new Map<string, string>();
+    let first = true;
+    for (const el of splitObjectList(text)) {
+      const name = el.name ?? (first ? 'qom-type' : el.value);
+      def.set(name, el.name === undefined && !first ? 'on' : el.value);
+      first = false;
     }
-  }
-
-  /** user_creatable_add_opts_foreach: creates the objects; unknown types fail. */
-  create(img: Img): boolean {
-    for (const d of this.defs) {
-      const type = d.get('qom-type');
-      if (type !== 'secret') {
-        img.error(`invalid object type: ${String(type)}`);
-        return false;
-      }
-      if (typeof d.get('id') !== 'string') {
-        img.error("Parameter 'id' is missing");
-        return false;
-      }
-    }
+    const fail = (m: string): never => {
+      img.error(m);
+      throw new ImgExit(1);
+    };
+    const type = def.get('qom-type');
+    if (type === undefined) fail("Parameter 'qom-type' is missing");
+    if (type !== 'secret') fail(`Parameter 'qom-type' does not accept value '${type}'`);
+    if (!def.has('id')) fail("Parameter 'id' is missing");
+    for (const k of def.keys()) if (!SECRET_MEMBERS.has(k)) fail(`Parameter '${k}' is unexpected`);
+    this.defs.push(def);
     return true;
   }
+
+  /** Objects were created while parsing; kept for the commands' control flow. */
+  create(_img: Img): boolean {
+    return true;
+  }
+}
+
+/** name=value elements of an option list; the first bare element is the implied type. */
+function splitObjectList(text: string): { name?: string; value: string }[] {
+  const out: { name?: string; value: string }[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let j = i;
+    let value = '';
+    let name: string | undefined;
+    while (j < text.length) {
+      const ch = text[j]!;
+      if (ch === ',' && text[j + 1] === ',') {
+        value += ',';
+        j += 2;
+        continue;
+      }
+      if (ch === ',') break;
+      if (ch === '=' && name === undefined) {
+        name = value;
+        value = '';
+        j++;
+        continue;
+      }
+      value += ch;
+      j++;
+    }
+    out.push(name === undefined ? { value } : { name, value });
+    i = j + 1;
+  }
+  return out;
 }
 
 export interface ImgOpenRequest {
