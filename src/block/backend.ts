@@ -26,6 +26,8 @@ export class BlockBackend {
   readonly env: OpenEnv;
   /** qemu-img create/convert targets may be written past their current end. */
   allowWriteBeyondEof = false;
+  /** Whether a flush now would have data to sync (something was written since the last one). */
+  dirtySinceFlush = false;
   private closed = false;
 
   constructor(root: BaseNode, opts: BackendOptions) {
@@ -67,27 +69,32 @@ export class BlockBackend {
 
   write(offset: number, data: Uint8Array, flags: { fua?: boolean } = {}): void {
     this.check(offset, data.length);
+    this.dirtySinceFlush = true;
     this.root.write(offset, data, { fua: flags.fua === true || !this.writeCache });
   }
 
   writeZeroes(offset: number, length: number, flags: BackendZeroFlags = {}): void {
     this.check(offset, length);
+    this.dirtySinceFlush = true;
     this.root.writeZeroes(offset, length, { unmap: flags.unmap, fua: flags.fua === true || !this.writeCache });
   }
 
   writeCompressed(offset: number, data: Uint8Array): void {
     this.check(offset, data.length);
+    this.dirtySinceFlush = true;
     this.root.writeCompressed(offset, data);
   }
 
   discard(offset: number, length: number): void {
     this.check(offset, length);
+    this.dirtySinceFlush = true;
     this.root.discard(offset, length);
   }
 
   flush(): void {
     if (this.closed) throw new ErrnoError(Errno.ENOMEDIUM);
     this.root.flush();
+    this.dirtySinceFlush = false;
   }
 
   truncate(size: number, opts: { exact: boolean; prealloc: Prealloc }): void {

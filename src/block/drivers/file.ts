@@ -59,10 +59,15 @@ export class FileNode extends BaseNode {
   }
 
   protected override doTruncate(size: number, opts: TruncateOptions): void {
+    // handle_aiocb_truncate: shrinking never preallocates; metadata is not a file mode.
     const current = this.storage.size();
-    if (opts.prealloc !== 'off' && size < current) {
-      throw new ErrnoError(Errno.ENOTSUP, `Preallocation mode '${opts.prealloc}' unsupported for this resize`);
+    if (current > size && opts.prealloc !== 'off') {
+      throw new ErrnoError(Errno.ENOTSUP, 'Cannot use preallocation for shrinking files');
     }
+    if (opts.prealloc === 'metadata') {
+      throw new ErrnoError(Errno.ENOTSUP, `Unsupported preallocation mode: ${opts.prealloc}`);
+    }
+    // falloc and full allocate the new area; it reads as zeroes either way.
     this.storage.truncate(size);
   }
 

@@ -12,6 +12,8 @@ import { Getopt } from '../common/getopt.ts';
 import { humanSize } from '../common/human.ts';
 import { cvtnum, cvtnumErrorText, strtolFull } from '../common/numbers.ts';
 import { EXTENDED_HELP } from './help.ts';
+import { dumpQObject } from './dump.ts';
+import { formatSpecific } from '../qemu-img/engine.ts';
 import { dumpBuffer, elapsed, now, parsePattern, report } from './report.ts';
 import { IoSession, errnoOf, failedText, type OpenSettings } from './session.ts';
 
@@ -161,6 +163,7 @@ function readCmd(s: IoSession, argv: string[]): number {
   } catch (err) {
     errno = errnoOf(err);
   }
+  if (!errno) s.pollAio();
   const t2 = now();
   if (errno) {
     s.out(failedText('read', errno));
@@ -256,6 +259,7 @@ function readvCmd(s: IoSession, argv: string[]): number {
   } catch (err) {
     errno = errnoOf(err);
   }
+  if (!errno) s.pollAio();
   const t2 = now();
   if (errno) {
     s.out(failedText('readv', errno));
@@ -417,6 +421,7 @@ function writeCmd(s: IoSession, argv: string[]): number {
   } catch (err) {
     errno = errnoOf(err);
   }
+  if (!errno) s.pollAio();
   const t2 = now();
   if (errno) {
     s.out(failedText('write', errno));
@@ -469,6 +474,7 @@ function writevCmd(s: IoSession, argv: string[]): number {
   } catch (err) {
     errno = errnoOf(err);
   }
+  if (!errno) s.pollAio();
   const t2 = now();
   if (errno) {
     s.out(failedText('writev', errno));
@@ -529,17 +535,19 @@ function aioReadCmd(s: IoSession, argv: string[]): number {
     errno = errnoOf(err);
   }
   const t2 = now();
-  // The request completes before the next command runs; its result is only printed.
-  if (errno) {
-    s.out(failedText('readv', errno));
-    return 0;
-  }
-  if (Pflag && firstMismatch(buf, 0, total, pattern)) {
-    s.out(`Pattern verification failed at offset ${off.value}, ${total} bytes\n`);
-  }
-  if (quiet) return 0;
-  if (verbose) s.out(dumpBuffer(buf, off.value));
-  s.out(report('read', elapsed(t1, t2), off.value, total, total, 1, machine));
+  // The I/O is done now; its result is reported when QEMU's main loop next runs.
+  s.deferAio(errno !== 0, () => {
+    if (errno) {
+      s.out(failedText('readv', errno));
+      return;
+    }
+    if (Pflag && firstMismatch(buf, 0, total, pattern)) {
+      s.out(`Pattern verification failed at offset ${off.value}, ${total} bytes\n`);
+    }
+    if (quiet) return;
+    if (verbose) s.out(dumpBuffer(buf, off.value));
+    s.out(report('read', elapsed(t1, t2), off.value, total, total, 1, machine));
+  });
   return 0;
 }
 
@@ -620,23 +628,24 @@ function aioWriteCmd(s: IoSession, argv: string[]): number {
     }
   }
   const t2 = now();
-  if (errno) {
-    s.out(failedText('aio_write', errno));
-    return 0;
-  }
-  if (!quiet) s.out(report('wrote', elapsed(t1, t2), off.value, total, total, 1, machine));
+  s.deferAio(errno !== 0, () => {
+    if (errno) s.out(failedText('aio_write', errno));
+    else if (!quiet) s.out(report('wrote', elapsed(t1, t2), off.value, total, total, 1, machine));
+  });
   return 0;
 }
 
 // ---- other image commands ----
 
 function flushCmd(s: IoSession): number {
+  const syncs = s.blk!.dirtySinceFlush;
   try {
     s.blk!.flush();
-    return 0;
   } catch (err) {
     return -errnoOf(err);
   }
+  if (syncs) s.pollAio();
+  return 0;
 }
 
 const PREALLOC_MODES: readonly Prealloc[] = ['off', 'metadata', 'falloc', 'full'];
@@ -668,6 +677,7 @@ function truncateCmd(s: IoSession, argv: string[]): number {
   const r = { value: Number(parsed.value) };
   try {
     s.blk!.truncate(r.value, { exact: false, prealloc });
+    s.pollAio();
     return 0;
   } catch (err) {
     if (err instanceof ErrnoError || err instanceof BlockOpenError) {
@@ -695,8 +705,8 @@ function infoCmd(s: IoSession): number {
   }
   s.out(`cluster size: ${humanSize(info.clusterSize)}\n`);
   s.out(`vm state offset: ${humanSize(info.vmStateOffset)}\n`);
-  const specific = (root as unknown as { specificInfoText?: () => string | undefined }).specificInfoText?.();
-  if (specific) s.out(`Format specific information:\n${specific}`);
+  const specific = formatSpecific(root);
+  if (specific) s.out(`Format specific information:\n${dumpQObject(1, specific.data)}`);
   return 0;
 }
 
@@ -727,6 +737,7 @@ function discardCmd(s: IoSession, argv: string[]): number {
   } catch (err) {
     errno = errnoOf(err);
   }
+  if (!errno) s.pollAio();
   const t2 = now();
   if (errno) {
     s.out(failedText('discard', errno));
@@ -858,6 +869,8 @@ function reopenCmd(s: IoSession, argv: string[]): number {
       return -Errno.EINVAL;
     }
   }
+  const roOpt = opts.get('read-only');
+  if (roOpt !== undefined) readOnly = roOpt === 'on' || roOpt === true;
   opts = new QDict();
   if (readOnly !== undefined) setReadOnly(blk.root, readOnly);
   if (cache) {
@@ -929,7 +942,12 @@ function sleepCmd(s: IoSession, argv: string[]): Promise<number> | number {
     s.out(`${arg} is not a valid number\n`);
     return -Errno.EINVAL;
   }
-  return new Promise((resolve) => setTimeout(() => resolve(0), ms));
+  return new Promise((resolve) =>
+    setTimeout(() => {
+      s.pollAio();
+      resolve(0);
+    }, ms),
+  );
 }
 
 function sigraiseCmd(s: IoSession, argv: string[]): number {
@@ -1098,7 +1116,7 @@ function quitCmd(s: IoSession): number {
 
 const commandList: CmdInfo[] = [
   { name: 'abort', run: abortCmd, argmin: 0, argmax: 0, nofileOk: true, oneline: 'simulate a program crash using abort(3)' },
-  { name: 'aio_flush', run: () => 0, argmin: 0, argmax: 0, oneline: 'completes all outstanding aio requests' },
+  { name: 'aio_flush', run: (s) => (s.pollAio(), 0), argmin: 0, argmax: 0, oneline: 'completes all outstanding aio requests' },
   { name: 'aio_read', run: aioReadCmd, argmin: 2, argmax: -1, args: '[-Ciqv] [-P pattern] off len [len..]', oneline: 'asynchronously reads a number of bytes' },
   { name: 'aio_write', run: aioWriteCmd, argmin: 2, argmax: -1, needsWrite: true, args: '[-Cfiquz] [-P pattern] off len [len..]', oneline: 'asynchronously writes a number of bytes' },
   { name: 'alloc', altname: 'a', run: allocCmd, argmin: 1, argmax: 2, args: 'offset [count]', oneline: 'checks if offset is allocated in the file' },

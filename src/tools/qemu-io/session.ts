@@ -27,6 +27,13 @@ export class IoSession {
   quit = false;
   /** Set by abort/sigraise: the process ends as if killed by this signal. */
   killedBySignal?: number;
+  /**
+   * Completions of aio requests not yet reported. QEMU reports them when its main loop next
+   * runs (a later command that waits for I/O, aio_flush, sleep, close, exit): requests
+   * refused by the block layer complete from bottom halves first, newest first; requests that
+   * did I/O complete after them in submission order.
+   */
+  private readonly pendingAio: Array<{ early: boolean; report: () => void }> = [];
   /** Reads one line of stdin (without newline), null at EOF. */
   readLine: () => string | null;
   readonly graph = new BlockGraph();
@@ -110,8 +117,22 @@ export class IoSession {
   }
 
   closeFile(): void {
+    this.pollAio();
     this.blk?.close();
     this.blk = null;
+  }
+
+  /** Queue the report of a completed aio request. */
+  deferAio(early: boolean, report: () => void): void {
+    this.pendingAio.push({ early, report });
+  }
+
+  /** The main loop ran: report every pending aio completion. */
+  pollAio(): void {
+    if (this.pendingAio.length === 0) return;
+    const pending = this.pendingAio.splice(0);
+    for (const p of pending.filter((x) => x.early).reverse()) p.report();
+    for (const p of pending.filter((x) => !x.early)) p.report();
   }
 }
 
