@@ -26,6 +26,8 @@ export class BlockBackend {
   readonly env: OpenEnv;
   /** qemu-img create/convert targets may be written past their current end. */
   allowWriteBeyondEof = false;
+  /** BDRV_O_COPY_ON_READ: reads fill unallocated clusters of the top node from its backing. */
+  copyOnRead = false;
   /** Whether a flush now would have data to sync (something was written since the last one). */
   dirtySinceFlush = false;
   private closed = false;
@@ -64,7 +66,35 @@ export class BlockBackend {
 
   read(offset: number, buf: Uint8Array): void {
     this.check(offset, buf.length);
+    if (this.copyOnRead && this.root.children.has('backing') && buf.length > 0) {
+      this.copyOnReadFill(offset, buf.length);
+    }
     this.root.read(offset, buf);
+  }
+
+  /**
+   * bdrv_co_do_copy_on_readv: every cluster of the request that the top node does not
+   * allocate is read through the chain and written into the top node (as zeroes when it reads
+   * as zeroes), before the guest read.
+   */
+  private copyOnReadFill(offset: number, bytes: number): void {
+    const root = this.root;
+    const cs = root.clusterSize;
+    const len = root.length();
+    let pos = Math.floor(offset / cs) * cs;
+    const end = Math.min(len, Math.ceil((offset + bytes) / cs) * cs);
+    while (pos < end) {
+      const s = root.blockStatus(pos, end - pos);
+      const run = s.length;
+      if (!s.allocated) {
+        const data = new Uint8Array(run);
+        root.read(pos, data);
+        if (data.every((b) => b === 0)) root.writeZeroes(pos, run);
+        else root.write(pos, data);
+        this.dirtySinceFlush = true;
+      }
+      pos += run;
+    }
   }
 
   write(offset: number, data: Uint8Array, flags: { fua?: boolean } = {}): void {

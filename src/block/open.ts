@@ -17,6 +17,10 @@ import { findDriver, findProtocolByPrefix } from './drivers/registry.ts';
 import { PROBE_BUF_SIZE, probeFormat } from './drivers/probe.ts';
 import type { BlockDriverDef, ChildOpenRequest } from './drivers/types.ts';
 import type { ChildRole } from './types.ts';
+import { MemoryNode } from './drivers/memory.ts';
+import { Qcow2Node, attachBacking } from './drivers/qcow2.ts';
+import { NodeStorage } from './storage-adapter.ts';
+import { createQcow2 } from '../qcow2/index.ts';
 
 /** bdrv flags that travel from parent to child. */
 export interface OpenFlags {
@@ -32,6 +36,8 @@ export interface OpenFlags {
   forceShare: boolean;
   /** BDRV_O_NATIVE_AIO and friends: the default aio mode of file nodes. */
   aio?: 'threads' | 'native' | 'io_uring';
+  /** BDRV_O_NO_IO: open metadata only (a missing data file is no error). */
+  noIo?: boolean;
 }
 
 export const DEFAULT_FLAGS: OpenFlags = {
@@ -193,6 +199,7 @@ export function openNode(
     unmap: flags.unmap,
     forceShare: flags.forceShare,
     aio: flags.aio,
+    noIo: flags.noIo,
   });
 
   /** Nodes this call opened itself (closed again if the open fails). */
@@ -293,6 +300,7 @@ export function openNode(
       noBacking,
       cacheDirect,
       aio: flags.aio,
+      noIo: flags.noIo === true,
       env,
       openChild: (req) => openChildFrom(options, req, thisIsFormat, drv!.protocol, nodeName),
     });
@@ -358,6 +366,12 @@ export interface OpenImageRequest {
   noBacking?: boolean;
   /** -k / -i: the aio mode file nodes default to. */
   aio?: 'threads' | 'native' | 'io_uring';
+  /** -s: writes go to a temporary qcow2 overlay that is dropped at close. */
+  snapshot?: boolean;
+  /** -C: reads copy unallocated data from the backing chain into the top image. */
+  copyOnRead?: boolean;
+  /** BDRV_O_NO_IO: header-only open (qemu-img info). */
+  noIo?: boolean;
 }
 
 export interface OpenImageContext {
@@ -403,9 +417,57 @@ export function openImage(req: OpenImageRequest, ctx: OpenImageContext): BlockBa
     unmap: req.unmap ?? true,
     forceShare: false,
     aio: req.aio,
+    noIo: req.noIo,
   };
-  const root = openNode(req.filename, undefined, options, flags, env);
-  return new BlockBackend(root, { writeCache: !cache.writethrough, env });
+  const readOnly = flags.readOnly;
+  const node = openNode(req.filename, undefined, options, flags, env);
+  if (req.copyOnRead && node.readOnly) {
+    node.close();
+    throw new BlockOpenError("Can't use copy-on-read on read-only device");
+  }
+  let root = node;
+  if (req.snapshot) {
+    try {
+      root = appendTempSnapshot(node, env, readOnly, { cacheDirect: cache.direct, noFlush: cache.noFlush, unmap: flags.unmap });
+    } catch (err) {
+      node.close();
+      throw err;
+    }
+  }
+  const blk = new BlockBackend(root, { writeCache: !cache.writethrough, env });
+  blk.copyOnRead = req.copyOnRead === true;
+  return blk;
+}
+
+/**
+ * bdrv_append_temp_snapshot: a fresh qcow2 image of the same size (in memory, where QEMU uses
+ * a file in /var/tmp) on top of `base`, its backing given at runtime.
+ */
+function appendTempSnapshot(base: BaseNode, env: OpenEnv, readOnly: boolean, cache: { cacheDirect: boolean; noFlush: boolean; unmap: boolean }): BaseNode {
+  const size = Math.ceil(base.length() / 512) * 512;
+  const mem = new MemoryNode(env.graph.generateName(), '/var/tmp/vl.qtest');
+  createQcow2(new NodeStorage(mem), { size });
+  env.graph.add(mem);
+  mem.onClose = () => env.graph.remove(mem);
+  const options = QDict.from([
+    ['driver', 'qcow2'],
+    ['file', mem.nodeName],
+  ] as Array<[string, QValue]>);
+  const overlay = openNode(undefined, undefined, options, {
+    ...DEFAULT_FLAGS,
+    readOnly,
+    noBacking: true,
+    cacheDirect: cache.cacheDirect,
+    noFlush: cache.noFlush,
+    unmap: cache.unmap,
+  }, env);
+  if (!(overlay instanceof Qcow2Node)) throw new BlockOpenError('temporary snapshot overlay is not qcow2');
+  overlay.ownedChildren.add(mem);
+  overlay.ownedChildren.add(base);
+  attachBacking(overlay, base);
+  overlay.backingOverridden = true;
+  overlay.refreshFilename();
+  return overlay;
 }
 
 /** Open a node without a BlockBackend (blockdev-add). */

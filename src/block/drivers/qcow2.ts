@@ -16,6 +16,7 @@ import { openQcow2, Qcow2Image, corruptionLine, type GuestReader, type Qcow2Bloc
 import { BlockOpenError } from '../errors.ts';
 import { BaseNode, debugEventOn, type NodeInfo, type TruncateOptions } from '../node.ts';
 import { NodeStorage } from '../storage-adapter.ts';
+import type { Storage } from '../../storage/types.ts';
 import { blockStatusAbove } from '../status.ts';
 import type { BlockDriverDef, DriverOpenContext } from './types.ts';
 import type { BlockNode, BlockStatus } from '../types.ts';
@@ -147,6 +148,14 @@ export class Qcow2Node extends BaseNode {
   }
 }
 
+/** Stands for a data file that a metadata-only open does not open; any I/O fails. */
+function unavailableStorage(name: string): Storage {
+  const fail = (): never => {
+    throw new ErrnoError(Errno.EIO);
+  };
+  return { filename: name, readOnly: true, size: () => 0, read: fail, write: fail, writeZeroes: fail, discard: fail, truncate: fail, flush: () => {}, close: () => {} };
+}
+
 /** A GuestReader over the backing node for the engine's fall-through reads. */
 function backingReader(node: BaseNode): GuestReader {
   return {
@@ -214,6 +223,8 @@ function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
       readOnly: ctx.readOnly,
       dataFile: explicitData ? new NodeStorage(explicitData) : null,
       openDataFile: (name) => {
+        // BDRV_O_NO_IO (qemu-img info): the data file named in the header is not opened.
+        if (ctx.noIo) return unavailableStorage(name);
         headerData = ctx.openChild({ role: 'data-file', filename: name, parseFilename: false, allowNone: false });
         return new NodeStorage(headerData!);
       },
@@ -221,6 +232,7 @@ function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
       passDiscardSnapshot: bools.get('pass-discard-snapshot'),
       passDiscardOther: bools.get('pass-discard-other'),
       lazyRefcounts: bools.get('lazy-refcounts'),
+      noIo: ctx.noIo,
       onCorruption: (ev) => ctx.env.stderr(`${corruptionLine(ev)}\n`),
       onWarning: (m) => ctx.env.warn?.(m),
     });
@@ -264,10 +276,15 @@ function openBacking(ctx: DriverOpenContext, node: Qcow2Node, file: BaseNode): v
   const format = typeof reference === 'string' || ctx.options.has('backing.driver') ? undefined : header.backingFormat;
   const backing = ctx.openChild({ role: 'backing', filename, format, readOnly: true, allowNone: true });
   if (!backing) return;
-  node.children.set('backing', backing);
-  node.image.setBacking(backingReader(backing));
+  attachBacking(node, backing);
   backing.refreshFilename();
   node.backingOverridden = !implicit && headerName !== backing.filename;
+}
+
+/** Make `backing` the backing node of a qcow2 node (open time, or a temporary overlay). */
+export function attachBacking(node: Qcow2Node, backing: BaseNode): void {
+  node.children.set('backing', backing);
+  node.image.setBacking(backingReader(backing));
 }
 
 export const qcow2Driver: BlockDriverDef = {

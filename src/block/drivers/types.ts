@@ -36,6 +36,8 @@ export interface DriverOpenContext {
   noBacking: boolean;
   /** cache.direct as this node will use it. */
   cacheDirect: boolean;
+  /** BDRV_O_NO_IO: metadata only. */
+  noIo: boolean;
   /** Default aio mode for file nodes (from -k / -i). */
   aio?: 'threads' | 'native' | 'io_uring';
   env: OpenEnv;

@@ -83,9 +83,6 @@ export class IoSession {
     }
     const prefix = name !== undefined ? `can't open device ${name}: ` : "can't open: ";
     try {
-      if (settings.copyOnRead && settings.readOnly) {
-        throw new BlockOpenError("Can't use copy-on-read on read-only device");
-      }
       this.blk = openImage(
         {
           filename: name,
@@ -95,6 +92,8 @@ export class IoSession {
           unmap: settings.unmap,
           forceShare: settings.forceShare,
           aio: settings.nativeAio ? 'native' : undefined,
+          snapshot: settings.snapshot,
+          copyOnRead: settings.copyOnRead,
         },
         {
           cwd: this.ctx.cwd,
