@@ -27,6 +27,9 @@ export class BackendError extends Error {
   }
 }
 
+/** What the real binaries offer to scenarios' `requires: { features }`. */
+export const QEMU_FEATURES: readonly string[] = ['qmp', 'tool-stdin'];
+
 let scratchCounter = 0;
 
 function scratchFile(): string {
@@ -114,7 +117,8 @@ export function createQemuBackend(programs: QemuPrograms): Backend {
 
   async function runTool(inv: ToolInvocation): Promise<ToolRun> {
     const program = programFor(inv.tool);
-    const common = { cwd: inv.cwd, env: inv.env, extendEnv: true, reject: false, stdin: 'ignore', stripFinalNewline: false } as const;
+    const input = inv.stdin !== undefined ? { input: inv.stdin } : { stdin: 'ignore' as const };
+    const common = { cwd: inv.cwd, env: inv.env, extendEnv: true, reject: false, stripFinalNewline: false, ...input } as const;
     if (inv.streams === 'merged') {
       const file = scratchFile();
       const fd = fs.openSync(file, 'w+', 0o600);
@@ -205,5 +209,5 @@ export function createQemuBackend(programs: QemuPrograms): Backend {
     return version;
   }
 
-  return { name: 'qemu', runTool, launchQmp, qemuVersion };
+  return { name: 'qemu', runTool, launchQmp, qemuVersion, features: () => QEMU_FEATURES };
 }

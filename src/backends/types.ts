@@ -19,6 +19,11 @@ export interface ToolInvocation {
   streams: 'merged' | 'separate';
   /** Scenario runs confine file access to TEST_DIR; the builtin backend enforces it in-process. */
   pathPolicy?: PathPolicy;
+  /**
+   * Text on the program's stdin (`<<EOF`, `cmds | $QEMU_IO`); absent = no input (stdin closed).
+   * qemu-io then reads commands from it, printing its `qemu-io> ` prompt before each.
+   */
+  stdin?: string;
 }
 
 export interface ToolRun {
@@ -46,8 +51,24 @@ export interface QmpConnection {
   kill(): Promise<void>;
 }
 
+/**
+ * A backend cannot do what a step asks (a feature it does not have). The runner reports the
+ * scenario as skipped with this reason, like an iotest's _notrun.
+ */
+export class BackendUnsupportedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BackendUnsupportedError';
+  }
+}
+
 export interface Backend {
   readonly name: 'builtin' | 'qemu';
+  /**
+   * Features this backend offers, for scenarios' `requires: { features: [...] }` (e.g. 'qmp').
+   * Absent: every feature is assumed to be there.
+   */
+  features?(): readonly string[];
   runTool(invocation: ToolInvocation): Promise<ToolRun>;
   launchQmp(launch: QmpLaunch): Promise<QmpConnection>;
   /** Version of QEMU this backend behaves as, e.g. "7.2.22". */

@@ -4,7 +4,7 @@
  * bash's `while read -r line` trims blanks and never sees an unterminated last line.
  */
 import { expandVariables } from '../scenario/vars.ts';
-import type { ChangeRangeRule, FilterDef, FilterRule, FilterVars, FormattingSpec, ImgCreateRule, LineRule, Pattern } from './types.ts';
+import type { ChangeRangeRule, FilterDef, FilterRule, FilterVars, FormattingSpec, GrepRule, ImgCreateRule, ImgInfoBlocksRule, LineRule, Pattern, TrRule } from './types.ts';
 
 type Compiled = (text: string) => string;
 
@@ -23,6 +23,54 @@ function compilePattern(p: Pattern, vars: FilterVars, flags: string): RegExp | n
   return new RegExp(source, flags);
 }
 
+/** `$&`, `$1`..`$99` and `$$` in a replacement, as JavaScript's String.replace reads them. */
+function expandReplacement(replacement: string, m: RegExpExecArray): string {
+  return replacement.replace(/\$(\$|&|\d{1,2})/g, (whole, what: string) => {
+    if (what === '$') return '$';
+    if (what === '&') return m[0];
+    const n = Number(what);
+    return n > 0 && n < m.length ? (m[n] ?? '') : whole;
+  });
+}
+
+/**
+ * sed's `s/re/with/[g]` on one line. With `g`, an empty match right where the previous match
+ * ended is skipped, as GNU sed does (JavaScript's replace would substitute there too).
+ */
+export function sedSubstitute(line: string, re: RegExp, literal: boolean, replacement: string, global: boolean): string {
+  let out = '';
+  let pos = 0;
+  let prevEnd = -1;
+  while (pos <= line.length) {
+    re.lastIndex = pos;
+    const m = re.exec(line);
+    if (!m) break;
+    const start = m.index;
+    const end = start + m[0].length;
+    if (start === end && start === prevEnd) {
+      if (start >= line.length) break;
+      out += line.slice(pos, start + 1);
+      pos = start + 1;
+      continue;
+    }
+    out += line.slice(pos, start) + (literal ? replacement : expandReplacement(replacement, m));
+    prevEnd = end;
+    if (!global) {
+      pos = end;
+      break;
+    }
+    if (end === start) {
+      if (start >= line.length) {
+        pos = start;
+        break;
+      }
+      out += line[start];
+      pos = start + 1;
+    } else pos = end;
+  }
+  return out + line.slice(pos);
+}
+
 interface CompiledLineRule {
   apply(line: string, state: Map<CompiledLineRule, boolean>): { line: string; deleted: boolean; emit?: string };
 }
@@ -30,13 +78,11 @@ interface CompiledLineRule {
 function compileLineRule(rule: LineRule, vars: FilterVars): CompiledLineRule | null {
   switch (rule.kind) {
     case 'replace': {
-      const re = compilePattern(rule.pattern, vars, rule.global ? 'g' : '');
+      const re = compilePattern(rule.pattern, vars, 'g');
       if (!re) return null;
       const literal = 'text' in rule.pattern;
       const replacement = rule.with;
-      return {
-        apply: (line) => ({ line: literal ? line.replace(re, () => replacement) : line.replace(re, replacement), deleted: false }),
-      };
+      return { apply: (line) => ({ line: sedSubstitute(line, re, literal, replacement, rule.global), deleted: false }) };
     }
     case 'delete': {
       const re = compilePattern(rule.pattern, vars, '');
@@ -156,6 +202,83 @@ function compileImgCreate(rule: ImgCreateRule, vars: FilterVars): Compiled {
       .join('');
 }
 
+/** Lines of a text, each with its newline; an unterminated last line is kept as is. */
+function splitLines(text: string): string[] {
+  if (text === '') return [];
+  const parts = text.split('\n');
+  const last = parts.pop()!;
+  const lines = parts.map((p) => `${p}\n`);
+  if (last !== '') lines.push(last);
+  return lines;
+}
+
+/** grep [-v] [-A N]: unterminated last lines get their newline, groups are split by `--`. */
+function compileGrep(rule: GrepRule, vars: FilterVars): Compiled {
+  const re = compilePattern(rule.pattern, vars, '');
+  return (text) => {
+    const lines = splitLines(text).map((l) => l.replace(/\n$/, ''));
+    let out = '';
+    let lastPrinted = -1;
+    let contextLeft = 0;
+    lines.forEach((line, i) => {
+      const hit = (re ? re.test(line) : true) !== rule.invert;
+      if (hit) {
+        if (rule.after > 0 && lastPrinted >= 0 && lastPrinted < i - 1) out += '--\n';
+        out += `${line}\n`;
+        lastPrinted = i;
+        contextLeft = rule.after;
+      } else if (contextLeft > 0) {
+        out += `${line}\n`;
+        lastPrinted = i;
+        contextLeft--;
+      }
+    });
+    return out;
+  };
+}
+
+function compileTr(rule: TrRule): Compiled {
+  const map = new Map<string, string>();
+  [...rule.from].forEach((c, i) => map.set(c, [...rule.to][i]!));
+  return (text) => [...text].map((c) => map.get(c) ?? c).join('');
+}
+
+/**
+ * _img_info's loop (`while IFS='' read -r line`: lines kept verbatim, an unterminated last
+ * line lost): "Format specific information:" starts a block dropped up to and excluding its
+ * blank line (which is printed); a JSON `"format-specific": {` starts one dropped up to the
+ * line closing it at the same indentation.
+ */
+function compileImgInfoBlocks(rule: ImgInfoBlocksRule): Compiled {
+  const jsonStart = /^ *"format-specific": \{/;
+  return (text) => {
+    const parts = text.split('\n');
+    parts.pop();
+    let discard = 0;
+    let jsonEnd: RegExp | null = null;
+    let out = '';
+    for (const line of parts) {
+      if (discard === 0) {
+        if (!rule.keepFormatSpecific && line === 'Format specific information:') discard = 1;
+        else if (line.includes("Child node '/")) discard = 1;
+        else if (!rule.keepFormatSpecific && jsonStart.test(line)) {
+          discard = 2;
+          jsonEnd = new RegExp(`^${/^ */.exec(line)![0]}\\},? *$`);
+        } else if (/^ *"children": \[/.test(line)) {
+          discard = 2;
+          jsonEnd = new RegExp(`^${/^ */.exec(line)![0]}\\],? *$`);
+        }
+      }
+      if (discard === 0) out += `${line}\n`;
+      else if (discard === 1 && line === '') {
+        out += '\n';
+        discard = 0;
+      } else if (discard === 2 && jsonEnd!.test(line)) discard = 0;
+    }
+    return out;
+  };
+}
+
 export function compileFilter(def: FilterDef, vars: FilterVars): Compiled {
   const stages: Compiled[] = [];
   if (def.lines === 'read') stages.push((text) => readLines(text).map((l) => `${l}\n`).join(''));
@@ -165,42 +288,59 @@ export function compileFilter(def: FilterDef, vars: FilterVars): Compiled {
     pending = [];
   };
   for (const rule of def.rules as FilterRule[]) {
-    if (rule.kind === 'img_create') {
-      flush();
-      stages.push(compileImgCreate(rule, vars));
-    } else {
-      pending.push(rule);
+    switch (rule.kind) {
+      case 'img_create':
+        flush();
+        stages.push(compileImgCreate(rule, vars));
+        break;
+      case 'grep':
+        flush();
+        stages.push(compileGrep(rule, vars));
+        break;
+      case 'tr':
+        flush();
+        stages.push(compileTr(rule));
+        break;
+      case 'img_info_blocks':
+        flush();
+        stages.push(compileImgInfoBlocks(rule));
+        break;
+      default:
+        pending.push(rule);
     }
   }
   flush();
   return (text) => stages.reduce((t, stage) => stage(t), text);
 }
 
+/** A filter in a pipeline: a name from filters/*.yaml or a scenario's inline rule. */
+export type FilterRef = string | FilterDef;
+
 /** The filters of one run, bound to its variables. */
 export class FilterChain {
   private readonly defs: ReadonlyMap<string, FilterDef>;
   private readonly vars: FilterVars;
-  private readonly cache = new Map<string, Compiled>();
+  private readonly cache = new Map<FilterRef, Compiled>();
   constructor(defs: ReadonlyMap<string, FilterDef>, vars: FilterVars) {
     this.defs = defs;
     this.vars = vars;
   }
 
-  private get(name: string): Compiled {
-    let c = this.cache.get(name);
+  private get(ref: FilterRef): Compiled {
+    let c = this.cache.get(ref);
     if (!c) {
-      const def = this.defs.get(name);
-      if (!def) throw new Error(`unknown filter '${name}'`);
+      const def = typeof ref === 'string' ? this.defs.get(ref) : ref;
+      if (!def) throw new Error(`unknown filter '${String(ref)}'`);
       c = compileFilter(def, this.vars);
-      this.cache.set(name, c);
+      this.cache.set(ref, c);
     }
     return c;
   }
 
   /** `text | _filter_a | _filter_b ...` */
-  apply(names: readonly string[], text: string): string {
+  apply(refs: readonly FilterRef[], text: string): string {
     let out = text;
-    for (const name of names) out = this.get(name)(out);
+    for (const ref of refs) out = this.get(ref)(out);
     return out;
   }
 }

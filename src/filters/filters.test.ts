@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../scenario/location.ts';
 import { FilterChain } from './apply.ts';
 import { loadFilterDir, parseFilter } from './load.ts';
-import type { FilterVars } from './types.ts';
+import type { FilterDef, FilterRule, FilterVars } from './types.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const FIXTURES = path.join(ROOT, 'tests/harness/fixtures');
@@ -30,7 +30,7 @@ function hasProgram(name: string): boolean {
 
 describe('filters declared in filters/*.yaml', () => {
   it('declares the iotests filter set', () => {
-    expect([...defs.keys()].sort()).toEqual(['hmp', 'img_create', 'imgfmt', 'qemu', 'qemu_img_check', 'qemu_io', 'qmp', 'testdir']);
+    expect([...defs.keys()].sort()).toEqual(['hmp', 'img_create', 'img_info', 'img_info_format_specific', 'imgfmt', 'qemu', 'qemu_img_check', 'qemu_img_map', 'qemu_io', 'qmp', 'testdir']);
   });
 });
 
@@ -139,6 +139,63 @@ describe('imgfmt and qemu_img_check', () => {
     const raw = 'No errors were found on the image.\n32/1024 = 3.12% allocated, 3.12% fragmented, 0.00% compressed clusters\nImage end offset: 327680\n';
     expect(chain().apply(['testdir', 'qemu_img_check'], raw)).toBe('No errors were found on the image.\n');
     expect(chain().apply(['qemu_img_check'], 'qemu-img: This image format does not support checks\n')).toBe('No errors were found on the image.\n');
+  });
+});
+
+/** One inline rule as a scenario's `filters:` list holds it. */
+function inline(rule: FilterRule): FilterDef {
+  return { name: 'inline', lines: 'sed', rules: [rule], at: { file: 'x', line: 1, col: 1 } };
+}
+
+describe('qemu_img_map on qemu-img map output', () => {
+  const human = `Offset          Length          Mapped to       File\n0               0x10000         0x50000         ${FIXTURE_DIR}/t.qcow2.base\n0x10000         0x10000         0x60000         ${FIXTURE_DIR}/t.qcow2\n`;
+  const json = '[{ "start": 0, "length": 65536, "depth": 1, "present": true, "zero": false, "data": true, "offset": 327680},\n{ "start": 65536, "length": 131072, "depth": 0, "present": true, "zero": true, "data": false}]\n';
+
+  it('drops the Mapped to column and JSON offsets, then TEST_DIR and IMGFMT', () => {
+    expect(chain().apply(['qemu_img_map'], human)).toBe('Offset          Length          File\n0               0x10000         TEST_DIR/t.IMGFMT.base\n0x10000         0x10000         TEST_DIR/t.IMGFMT\n');
+    expect(chain().apply(['qemu_img_map'], json)).toBe(
+      '[{ "start": 0, "length": 65536, "depth": 1, "present": true, "zero": false, "data": true, "offset": OFFSET},\n{ "start": 65536, "length": 131072, "depth": 0, "present": true, "zero": true, "data": false}]\n',
+    );
+  });
+
+  it('handles empty matches as GNU sed does (an empty match right after a match is skipped)', () => {
+    const all = inline({ kind: 'replace', pattern: { regex: 'a*' }, with: 'X', global: true });
+    expect(chain().apply([all], 'baaac\n')).toBe('XbXcX\n');
+    expect(chain().apply(['qemu_img_map'], '0x1 0x2 0x3 0x4 0x5\n')).toBe('0x1 0x2 0x4 0x5\n');
+  });
+
+  it.skipIf(!hasProgram('sed'))('agrees with the sed pipeline of common.filter on the same text', () => {
+    const text = `${human}${json}x a b c d\n  0 0 0\n`;
+    const sed = execFileSync('sh', ['-c', `sed -e 's/\\([0-9a-fx]* *[0-9a-fx]* *\\)[0-9a-fx]* */\\1/g' -e 's/"offset": [0-9]\\+/"offset": OFFSET/g' -e 's/Mapped to *//' | sed -e "s#${FIXTURE_DIR}/#TEST_DIR/#g" | sed -e 's#qcow2#IMGFMT#g'`], { input: text, encoding: 'utf8' });
+    expect(chain().apply(['qemu_img_map'], text)).toBe(sed);
+  });
+});
+
+describe('img_info (_img_info)', () => {
+  const info = `image: ${FIXTURE_DIR}/t.qcow2\nfile format: qcow2\nvirtual size: 64 MiB (67108864 bytes)\ndisk size: 196 KiB\ncluster_size: 65536\nFormat specific information:\n    compat: 1.1\n    compression type: zlib\n    lazy refcounts: false\n\nafter: x\nunterminated`;
+  it('drops disk size and the format-specific block up to its blank line, and the unterminated last line', () => {
+    expect(chain().apply(['img_info'], info)).toBe('image: TEST_DIR/t.IMGFMT\nfile format: IMGFMT\nvirtual size: 64 MiB (67108864 bytes)\ncluster_size: 65536\n\nafter: x\n');
+  });
+  it('keeps the block with --format-specific, compression type hidden', () => {
+    expect(chain().apply(['img_info_format_specific'], info)).toContain('Format specific information:\n    compat: 1.1\n    compression type: COMPRESSION_TYPE\n');
+  });
+  it('drops the JSON "format-specific" object up to its closing brace', () => {
+    const j = '{\n    "virtual-size": 1,\n    "format-specific": {\n        "type": "qcow2",\n        "data": {\n        }\n    },\n    "actual-size": 2,\n    "dirty-flag": false\n}\n';
+    expect(chain().apply(['img_info'], j)).toBe('{\n    "virtual-size": 1,\n    "dirty-flag": false\n}\n');
+  });
+});
+
+describe('inline rules: grep and tr', () => {
+  it('grep keeps matching lines, -v the others, an unterminated last line gets its newline', () => {
+    expect(chain().apply([inline({ kind: 'grep', pattern: { regex: '^b' }, invert: false, after: 0 })], 'a\nb1\nc\nb2')).toBe('b1\nb2\n');
+    expect(chain().apply([inline({ kind: 'grep', pattern: { text: 'No errors' }, invert: true, after: 0 })], 'No errors were found\nLeaked\n')).toBe('Leaked\n');
+  });
+  it('grep -A prints context lines and -- between groups, like grep', () => {
+    const rule = inline({ kind: 'grep', pattern: { regex: '66\\.67' }, invert: false, after: 1 });
+    expect(chain().apply([rule], '1\n66.67\n2\n3\n66.67\n66.67\n4\n5\n')).toBe('66.67\n2\n--\n66.67\n66.67\n4\n');
+  });
+  it("tr maps characters (tr '\\r' '\\n')", () => {
+    expect(chain().apply([inline({ kind: 'tr', from: '\r', to: '\n' })], 'a\rb\r\n')).toBe('a\nb\n\n');
   });
 });
 

@@ -43,8 +43,32 @@ export interface ImgCreateRule {
   formatting: FormattingSpec;
 }
 
+/** grep: keep the lines that match (or, inverted, that do not), with `after` lines of context (-A). */
+export interface GrepRule {
+  kind: 'grep';
+  pattern: Pattern;
+  invert: boolean;
+  after: number;
+}
+
+/** tr: every character of `from` becomes the character at the same place in `to`. */
+export interface TrRule {
+  kind: 'tr';
+  from: string;
+  to: string;
+}
+
+/**
+ * _img_info's `while read` loop: drops the "Format specific information:" block (up to its
+ * blank line) unless `keep_format_specific`, and the JSON "format-specific" object.
+ */
+export interface ImgInfoBlocksRule {
+  kind: 'img_info_blocks';
+  keepFormatSpecific: boolean;
+}
+
 export type LineRule = ReplaceRule | DeleteRule | ChangeRangeRule;
-export type FilterRule = LineRule | ImgCreateRule;
+export type FilterRule = LineRule | ImgCreateRule | GrepRule | TrRule | ImgInfoBlocksRule;
 
 export interface FilterDef {
   name: string;

@@ -1,17 +1,21 @@
 /**
  * Runs one validated scenario in its TEST_DIR and produces the transcript, the way an iotest's
  * stdout+stderr end up in one file. The backend is only reached through the Backend interface.
+ * Variables live in one flat namespace, as in a bash script without `local`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Backend, QmpConnection, ToolName } from '../backends/types.ts';
 import { FilterChain } from '../filters/apply.ts';
+import type { FilterRef } from '../filters/apply.ts';
 import type { FilterDef } from '../filters/types.ts';
 import { formatDiagnostic } from '../scenario/location.ts';
 import type { SourcePos } from '../scenario/location.ts';
 import { TestDirPathPolicy, isPathLike, jsonStrings, pathCandidates, realEscape } from '../scenario/paths.ts';
-import type { QmpStep, Scenario, Step, StreamMode } from '../scenario/types.ts';
-import { expandVariables } from '../scenario/vars.ts';
+import { PrintfError, printf, printfBytes } from '../scenario/printf.ts';
+import { Qcow2ToolError, runQcow2Tool } from '../scenario/steps/qcow2-header.ts';
+import type { Condition, Macro, QmpStep, Scenario, Step, StdoutMode, StreamMode } from '../scenario/types.ts';
+import { ExpansionError, arithmetic, expandText, expandVariables } from '../scenario/vars.ts';
 import { breToRegExp } from './bre.ts';
 import { parseTruncateSize } from './sizes.ts';
 
@@ -39,7 +43,7 @@ export interface RunOutcome {
   aborted?: string;
 }
 
-/** A scenario names a path outside its TEST_DIR (found before anything ran). */
+/** A scenario names a path outside its TEST_DIR (found before the step ran). */
 export class PathEscapeError extends Error {
   readonly at: SourcePos;
   constructor(at: SourcePos, message: string) {
@@ -49,31 +53,58 @@ export class PathEscapeError extends Error {
   }
 }
 
+/** A step could not run as written (unset variable, bad number, runaway loop, ...). */
+export class ScenarioRunError extends Error {
+  readonly at: SourcePos;
+  constructor(at: SourcePos, message: string) {
+    super(formatDiagnostic({ ...at, message }));
+    this.name = 'ScenarioRunError';
+    this.at = at;
+  }
+}
+
 const QMP_COMMAND_ECHO_FILTERS = ['testdir', 'imgfmt'];
 const QMP_RESPONSE_FILTERS = ['testdir', 'qemu', 'qemu_io', 'qmp', 'hmp'];
 const DEFAULT_QMP_TIMEOUT_S = 10;
+const MAX_CALL_DEPTH = 32;
 
 class Aborted extends Error {}
 
 type PathCheck = 'path' | 'args' | 'json';
 
-/** Every string of a step that may name a file, with how to look for paths in it. */
+/** Every string of a leaf step that may name a file, with how to look for paths in it. */
 function pathStrings(step: Step): { text: string; check: PathCheck }[] {
+  const args = (list: readonly string[]) => list.map((text) => ({ text, check: 'args' as const }));
   switch (step.kind) {
     case 'make_test_img':
-      return [{ text: step.image, check: 'path' }, ...(step.opts !== undefined ? [{ text: step.opts, check: 'args' as const }] : [])];
+      return [
+        { text: step.image, check: 'path' },
+        ...(step.backing !== undefined ? [{ text: step.backing, check: 'args' as const }] : []),
+        ...args([...(step.opts !== undefined ? [step.opts] : []), ...(step.imgopts !== undefined ? [step.imgopts] : []), ...step.args]),
+      ];
     case 'check_test_img':
-      return [{ text: step.image, check: 'path' }, ...step.args.map((text) => ({ text, check: 'args' as const }))];
+    case 'img_info':
+      return [{ text: step.image, check: 'path' }, ...args(step.args)];
     case 'qemu-img':
     case 'qemu-io':
-      return step.args.map((text) => ({ text, check: 'args' }));
+      return args(step.args);
+    case 'io_pattern':
+    case 'qcow2':
+      return [{ text: step.image, check: 'path' }];
     case 'truncate':
     case 'touch':
+    case 'mkdir':
     case 'file_size':
     case 'rm':
+    case 'poke_file':
+    case 'poke_file_be':
+    case 'poke_file_le':
+    case 'peek_file_be':
+    case 'peek_file_le':
+    case 'peek_file_raw':
       return [{ text: step.file, check: 'path' }];
     case 'qmp':
-      return [...step.launch.map((text) => ({ text, check: 'args' as const })), ...step.exchange.map((e) => ({ text: e.send, check: 'json' as const }))];
+      return [...args(step.launch), ...step.exchange.map((e) => ({ text: e.send, check: 'json' as const }))];
     default:
       return [];
   }
@@ -85,28 +116,112 @@ export function scenarioVariables(testDir: string, settings: RunSettings): Recor
     TEST_IMG: `${testDir}/t.${settings.imgfmt}`,
     IMGFMT: settings.imgfmt,
     IMGPROTO: settings.imgproto,
+    IMGOPTS: settings.imgopts ?? '',
+    CLUSTER_SIZE: '',
   };
 }
 
-/** The run-time half of the TEST_DIR confinement: real paths, symlinks resolved. */
-export function checkPaths(scenario: Scenario, testDir: string, vars: Record<string, string>): void {
-  const real = fs.realpathSync(testDir);
-  for (const step of scenario.steps) {
-    for (const { text, check } of pathStrings(step)) {
-      const expanded = expandVariables(text, vars);
-      const candidates = check === 'path' ? [expanded] : check === 'json' ? jsonStrings(expanded).filter(isPathLike) : pathCandidates(expanded).filter(isPathLike);
-      for (const c of candidates) {
-        const reason = realEscape(c, testDir, real);
-        if (reason) throw new PathEscapeError(step.at, `path '${c}' is refused: ${reason}; a scenario may only touch files in its TEST_DIR`);
-      }
+type Lookup = (name: string) => string | undefined;
+
+/** Throws PathEscapeError for the first path of a leaf step that leaves TEST_DIR. */
+function checkStepPaths(step: Step, testDir: string, realTestDir: string, lookup: Lookup, skipUnknown: boolean): void {
+  for (const { text, check } of pathStrings(step)) {
+    let expanded: string;
+    try {
+      expanded = expandText(text, lookup);
+    } catch (err) {
+      if (skipUnknown && err instanceof ExpansionError) continue;
+      throw err;
+    }
+    const candidates = check === 'path' ? [expanded] : check === 'json' ? jsonStrings(expanded).filter(isPathLike) : pathCandidates(expanded).filter(isPathLike);
+    for (const c of candidates) {
+      const reason = realEscape(c, testDir, realTestDir);
+      if (reason) throw new PathEscapeError(step.at, `path '${c}' is refused: ${reason}; a scenario may only touch files in its TEST_DIR`);
     }
   }
+}
+
+/**
+ * The before-anything-runs half of the TEST_DIR confinement: walks every step with the variables
+ * it can know without running tools (set values, loop values, macro arguments) and checks the
+ * real paths, symlinks resolved. Paths built from tool output are checked when their step runs.
+ */
+export function checkPaths(scenario: Scenario, testDir: string, vars: Record<string, string>): void {
+  const real = fs.realpathSync(testDir);
+  const env = new Map(Object.entries(vars));
+  const lookup: Lookup = (name) => env.get(name);
+  const tryExpand = (text: string): string | undefined => {
+    try {
+      return expandText(text, lookup);
+    } catch {
+      return undefined;
+    }
+  };
+  const assign = (name: string, value: string | undefined): void => {
+    if (value === undefined) env.delete(name);
+    else env.set(name, value);
+  };
+  const walk = (steps: readonly Step[], depth: number): void => {
+    for (const step of steps) {
+      switch (step.kind) {
+        case 'set':
+          for (const a of step.assignments) assign(a.name, tryExpand(a.value));
+          break;
+        case 'if':
+          walk(step.then, depth);
+          walk(step.else, depth);
+          break;
+        case 'while':
+          walk(step.steps, depth);
+          break;
+        case 'foreach': {
+          const values = typeof step.values === 'string' ? tryExpand(step.values)?.split(/\s+/).filter((w) => w !== '') : step.values.map(tryExpand);
+          if (!values || values.some((v) => v === undefined)) {
+            assign(step.var, undefined);
+            walk(step.steps, depth);
+          } else {
+            for (const v of values) {
+              assign(step.var, v);
+              walk(step.steps, depth);
+            }
+          }
+          break;
+        }
+        case 'call': {
+          const macro = scenario.macros.get(step.macro);
+          if (!macro || depth >= MAX_CALL_DEPTH) break;
+          const given = new Map(step.args.map((a) => [a.name, tryExpand(a.value)]));
+          for (const p of macro.params) assign(p.name, given.has(p.name) ? given.get(p.name) : p.default !== undefined ? tryExpand(p.default) : undefined);
+          walk(macro.steps, depth + 1);
+          break;
+        }
+        default:
+          if ('into' in step && step.into !== undefined) {
+            checkStepPaths(step, testDir, real, lookup, true);
+            assign(step.into, undefined);
+          } else checkStepPaths(step, testDir, real, lookup, true);
+      }
+    }
+  };
+  walk(scenario.steps, 0);
+}
+
+/** Bytes of an integer, as poke_file_be/le print them. */
+function intBytes(value: bigint, size: number, bigEndian: boolean): Buffer {
+  const out = Buffer.alloc(size);
+  let v = BigInt.asUintN(64, value);
+  for (let i = 0; i < size; i++) {
+    out[bigEndian ? size - 1 - i : i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
 }
 
 export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<RunOutcome> {
   const { backend, settings, testDir } = ctx;
   const vars = scenarioVariables(testDir, settings);
   checkPaths(scenario, testDir, vars);
+  const realTestDir = fs.realpathSync(testDir);
 
   const filters = new FilterChain(ctx.filters, {
     TEST_DIR: testDir,
@@ -116,19 +231,52 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
     IMGOPTS: settings.imgopts ?? '',
   });
   const pathPolicy = new TestDirPathPolicy(testDir);
-  const x = (text: string): string => expandVariables(text, vars);
-  const file = (text: string): string => path.resolve(testDir, x(text));
+  const env = new Map<string, string>(Object.entries(vars));
+  const lookup: Lookup = (name) => env.get(name);
 
   let out = `QA output created by ${scenario.id}\n`;
   let lastStatus = 0;
   let qmpHandle = 0;
+  let current: Step | undefined;
 
-  async function tool(name: ToolName, args: string[], filterNames: readonly string[], stderr: StreamMode): Promise<void> {
-    const separate = filterNames.length > 0 && stderr === 'direct';
-    const run = await backend.runTool({ tool: name, args, cwd: testDir, env: {}, streams: separate ? 'separate' : 'merged', pathPolicy });
+  const fail = (message: string): never => {
+    throw new ScenarioRunError(current?.at ?? { file: scenario.file, line: 1, col: 1 }, message);
+  };
+  const x = (text: string): string => expandText(text, lookup);
+  const file = (text: string): string => path.resolve(testDir, x(text));
+  const int = (text: string, what: string): bigint => {
+    const v = arithmetic(x(text), lookup);
+    if (v < 0n) fail(`${what} must not be negative, got ${v}`);
+    return v;
+  };
+  const small = (text: string, what: string, max: number): number => {
+    const v = int(text, what);
+    if (v > BigInt(max)) fail(`${what} ${v} is larger than ${max}`);
+    return Number(v);
+  };
+  /** `$(...)` drops trailing newlines. */
+  const captured = (text: string): string => text.replace(/\n+$/, '');
+
+  interface ToolOptions {
+    filters: readonly FilterRef[];
+    stderr: StreamMode;
+    stdout?: StdoutMode;
+    stdin?: string;
+    into?: string;
+  }
+
+  async function tool(name: ToolName, args: string[], o: ToolOptions): Promise<void> {
+    const discard = o.stdout === 'discard';
+    const capture = o.into !== undefined;
+    // `cmd | filter`, `x=$(cmd)` and `cmd >/dev/null` need stdout apart from stderr.
+    const separate = (o.filters.length > 0 && o.stderr === 'direct') || ((discard || capture) && o.stderr === 'direct');
+    const run = await backend.runTool({ tool: name, args, cwd: testDir, env: {}, streams: separate ? 'separate' : 'merged', pathPolicy, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) });
     lastStatus = run.exitCode;
-    // `cmd | filter`: stderr reaches the transcript at once, the filtered stdout when the pipe drains.
-    out += separate ? run.stderr + filters.apply(filterNames, run.stdout) : filters.apply(filterNames, run.merged);
+    const stdout = separate ? filters.apply(o.filters, run.stdout) : filters.apply(o.filters, run.merged);
+    // stderr reaches the transcript at once, the filtered stdout when the pipe drains.
+    if (separate) out += run.stderr;
+    if (capture) env.set(o.into!, captured(stdout));
+    else if (!discard) out += stdout;
   }
 
   async function qmp(step: QmpStep): Promise<void> {
@@ -169,8 +317,38 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
     }
   }
 
-  try {
-    for (const step of scenario.steps) {
+  function holds(c: Condition): boolean {
+    if (c.kind === 'arith') return arithmetic(x(c.expr), lookup) !== 0n;
+    const same = x(c.left) === x(c.right);
+    return c.kind === 'equal' ? same : !same;
+  }
+
+  /** _make_test_img's command line (QEMU 7.2 common.rc). */
+  function makeTestImgArgs(step: Extract<Step, { kind: 'make_test_img' }>): string[] {
+    const fmt = step.fmt !== undefined ? x(step.fmt) : settings.imgfmt;
+    const opts: string[] = [];
+    const imgopts = step.imgopts !== undefined ? x(step.imgopts) : (env.get('IMGOPTS') ?? '');
+    if (imgopts !== '') opts.push(imgopts);
+    if (step.opts !== undefined) opts.push(x(step.opts));
+    const clusterSize = step.clusterSize !== undefined ? x(step.clusterSize) : (env.get('CLUSTER_SIZE') ?? '');
+    if ((fmt === 'qcow2' || fmt === 'qed') && clusterSize !== '') opts.push(`cluster_size=${clusterSize}`);
+    return [
+      'create',
+      '-f',
+      fmt,
+      ...(opts.length > 0 ? ['-o', opts.join(',')] : []),
+      ...(step.backing !== undefined ? ['-b', x(step.backing)] : []),
+      x(step.image),
+      ...(step.backingFmt !== undefined ? ['-F', x(step.backingFmt)] : []),
+      ...step.args.map(x),
+      ...(step.size !== undefined ? [x(step.size)] : []),
+    ];
+  }
+
+  async function exec(steps: readonly Step[], depth: number): Promise<void> {
+    for (const step of steps) {
+      current = step;
+      checkStepPaths(step, testDir, realTestDir, lookup, false);
       switch (step.kind) {
         case 'section':
           out += `\n=== ${x(step.title)} ===\n${step.blankAfter ? '\n' : ''}`;
@@ -178,34 +356,65 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
         case 'subsection':
           out += `\n--- ${x(step.title)} ---\n`;
           break;
-        case 'echo':
-          out += x(step.text) + (step.newline ? '\n' : '');
-          break;
-        case 'make_test_img': {
-          const args = ['create', '-f', settings.imgfmt, ...(step.opts !== undefined ? ['-o', x(step.opts)] : []), x(step.image), x(step.size)];
-          await tool('qemu-img', args, ['img_create'], 'merged');
+        case 'echo': {
+          const text = filters.apply(step.filters, x(step.text) + (step.newline ? '\n' : ''));
+          if (step.into !== undefined) env.set(step.into, captured(text));
+          else out += text;
           break;
         }
+        case 'printf': {
+          const text = printf(x(step.format), step.args.map(x));
+          if (step.into !== undefined) env.set(step.into, text);
+          else out += text;
+          break;
+        }
+        case 'set':
+          for (const a of step.assignments) env.set(a.name, x(a.value));
+          break;
+        case 'make_test_img':
+          await tool('qemu-img', makeTestImgArgs(step), { filters: ['img_create'], stderr: 'merged' });
+          break;
         case 'check_test_img':
-          await tool('qemu-img', ['check', ...step.args.map(x), '-f', settings.imgfmt, x(step.image)], ['testdir', 'qemu_img_check'], 'merged');
+          await tool('qemu-img', ['check', ...step.args.map(x), '-f', settings.imgfmt, x(step.image)], { filters: ['testdir', 'qemu_img_check', ...step.filters], stderr: 'merged' });
+          break;
+        case 'img_info':
+          await tool('qemu-img', ['info', ...step.args.map(x), x(step.image)], {
+            filters: [step.formatSpecific ? 'img_info_format_specific' : 'img_info', ...step.filters],
+            stderr: 'merged',
+          });
           break;
         case 'qemu-img':
-          await tool('qemu-img', step.args.map(x), step.filters, step.stderr);
+          await tool('qemu-img', step.args.map(x), step);
           break;
         case 'qemu-io':
-          await tool('qemu-io', [...settings.qemuIoOptions, '-f', settings.imgfmt, ...step.args.map(x)], step.filters, step.stderr);
+          await tool('qemu-io', [...settings.qemuIoOptions, ...(step.noFmt ? [] : ['-f', settings.imgfmt]), ...step.args.map(x)], step);
           break;
+        case 'io_pattern': {
+          const pattern = x(step.pattern);
+          const start = int(step.start, 'start');
+          const stepSize = int(step.step, 'step');
+          const count = small(step.count, 'count', 1_000_000);
+          const size = int(step.size, 'size');
+          const op = x(step.op);
+          let commands = '';
+          for (let i = 0; i < count; i++) commands += `${op} -P ${pattern} ${start + BigInt(i) * stepSize} ${size}\n`;
+          // do_io's banner goes to stderr, past the filter.
+          out += `=== IO: pattern ${pattern}\n`;
+          await tool('qemu-io', [...settings.qemuIoOptions, '-f', settings.imgfmt, x(step.image)], { filters: ['qemu_io'], stderr: 'direct', stdin: commands });
+          break;
+        }
         case 'exit_status': {
           const message = step.cases.get(lastStatus) ?? step.default;
-          if (message !== undefined) out += `${expandVariables(message, { ...vars, STATUS: String(lastStatus) })}\n`;
+          if (message !== undefined) out += `${expandVariables(message, { ...Object.fromEntries(env), STATUS: String(lastStatus) })}\n`;
           break;
         }
         case 'truncate': {
           const target = file(step.file);
-          const size = parseTruncateSize(x(step.size));
+          const sizeText = x(step.size);
+          if (!/^\d+[KMGT]?$/.test(sizeText)) fail(`size '${sizeText}' must be a number of bytes with an optional K, M, G or T suffix`);
           const fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
           try {
-            fs.ftruncateSync(fd, size);
+            fs.ftruncateSync(fd, parseTruncateSize(sizeText));
           } finally {
             fs.closeSync(fd);
           }
@@ -218,24 +427,136 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
           fs.utimesSync(target, now, now);
           break;
         }
-        case 'file_size': {
+        case 'mkdir':
           try {
-            out += `${fs.statSync(file(step.file)).size}\n`;
+            fs.mkdirSync(file(step.file));
+          } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code;
+            out += `mkdir: cannot create directory '${x(step.file)}': ${code === 'EEXIST' ? 'File exists' : 'No such file or directory'}\n`;
+          }
+          break;
+        case 'file_size': {
+          let text: string;
+          try {
+            const st = fs.statSync(file(step.file));
+            text = String(step.allocated ? st.blocks * 512 : st.size);
           } catch {
             out += `du: cannot access '${x(step.file)}': No such file or directory\n`;
+            if (step.into !== undefined) env.set(step.into, '');
+            break;
           }
+          if (step.into !== undefined) env.set(step.into, text);
+          else out += `${text}\n`;
           break;
         }
         case 'rm':
           fs.rmSync(file(step.file), { force: true });
           break;
+        case 'poke_file':
+        case 'poke_file_be':
+        case 'poke_file_le': {
+          const target = file(step.file);
+          const offset = int(step.offset, 'offset');
+          const data = step.kind === 'poke_file' ? printfBytes(x(step.data), []) : intBytes(arithmetic(x(step.value), lookup), small(step.size, 'size', 8), step.kind === 'poke_file_be');
+          const fd = fs.openSync(target, fs.existsSync(target) ? 'r+' : 'w');
+          try {
+            fs.writeSync(fd, data, 0, data.length, Number(offset));
+          } finally {
+            fs.closeSync(fd);
+          }
+          break;
+        }
+        case 'peek_file_be':
+        case 'peek_file_le':
+        case 'peek_file_raw': {
+          const size = small(step.size, 'size', step.kind === 'peek_file_raw' ? 1 << 20 : 8);
+          const buf = Buffer.alloc(size);
+          let got = 0;
+          try {
+            const fd = fs.openSync(file(step.file), 'r');
+            try {
+              got = fs.readSync(fd, buf, 0, size, Number(int(step.offset, 'offset')));
+            } finally {
+              fs.closeSync(fd);
+            }
+          } catch (err) {
+            if (err instanceof ScenarioRunError) throw err;
+            out += `od: ${x(step.file)}: No such file or directory\n`;
+          }
+          const bytes = buf.subarray(0, got);
+          let value: string;
+          if (step.kind === 'peek_file_raw') value = bytes.toString('latin1');
+          else {
+            let v = 0n;
+            if (step.kind === 'peek_file_be') for (const b of bytes) v = (v << 8n) | BigInt(b);
+            else bytes.forEach((b, i) => (v |= BigInt(b) << BigInt(8 * i)));
+            value = v.toString();
+          }
+          if (step.into !== undefined) env.set(step.into, value);
+          else out += value;
+          break;
+        }
+        case 'qcow2': {
+          let result;
+          try {
+            result = runQcow2Tool(file(step.image), step.args.map(x));
+          } catch (err) {
+            if (!(err instanceof Qcow2ToolError)) throw err;
+            result = { output: `qcow2.py: ${err.message}\n`, exitCode: 1 };
+          }
+          lastStatus = result.exitCode;
+          out += filters.apply(step.filters, result.output);
+          break;
+        }
         case 'qmp':
           await qmp(step);
           break;
+        case 'if':
+          await exec(holds(step.condition) ? step.then : step.else, depth);
+          break;
+        case 'foreach': {
+          const values = typeof step.values === 'string' ? x(step.values).split(/[ \t\n]+/).filter((w) => w !== '') : step.values.map(x);
+          for (const v of values) {
+            env.set(step.var, v);
+            await exec(step.steps, depth);
+          }
+          break;
+        }
+        case 'while': {
+          let rounds = 0;
+          const loop = step;
+          while (holds(loop.condition)) {
+            if (++rounds > loop.max) {
+              current = loop;
+              fail(`while loop did not end after ${loop.max} rounds`);
+            }
+            await exec(loop.steps, depth);
+            current = loop;
+          }
+          break;
+        }
+        case 'call': {
+          const macro: Macro | undefined = scenario.macros.get(step.macro);
+          if (!macro) fail(`unknown macro '${step.macro}'`);
+          if (depth >= MAX_CALL_DEPTH) fail(`macros nested more than ${MAX_CALL_DEPTH} deep`);
+          const given = new Map(step.args.map((a) => [a.name, x(a.value)]));
+          for (const p of macro!.params) {
+            const v = given.get(p.name) ?? (p.default !== undefined ? x(p.default) : undefined);
+            if (v === undefined) fail(`call of macro '${macro!.name}' is missing param '${p.name}'`);
+            env.set(p.name, v!);
+          }
+          await exec(macro!.steps, depth + 1);
+          break;
+        }
       }
     }
+  }
+
+  try {
+    await exec(scenario.steps, 0);
   } catch (err) {
     if (err instanceof Aborted) return { transcript: out, aborted: err.message };
+    if (err instanceof ExpansionError || err instanceof PrintfError) throw new ScenarioRunError(current?.at ?? { file: scenario.file, line: 1, col: 1 }, err.message);
     throw err;
   }
   return { transcript: `${out}*** done\n` };

@@ -43,6 +43,20 @@ const MALFORMED: [string, string, string, string][] = [
   ['unterminated ${', `${HEAD}  - echo: "a \${TEST_DIR"\n`, 'scenarios/900.yaml:4:14:', "unterminated '${'"],
   ['empty steps', `id: 900\ntitle: t\nsteps: []\n`, 'scenarios/900.yaml:3:8:', 'steps must not be empty'],
   ['truncate size not a size', `${HEAD}  - truncate: { file: x, size: 1.5M }\n`, 'scenarios/900.yaml:4:32:', "size '1.5M' must be a number of bytes"],
+  ['command substitution other than seq', `${HEAD}  - echo: "x $(ls /)"\n`, 'scenarios/900.yaml:4:14:', "command substitution '$(ls /)' is not supported"],
+  ['bad arithmetic, column inside $(( ))', `${HEAD}  - echo: "$((1 + ))"\n`, 'scenarios/900.yaml:4:19:', 'bad arithmetic: syntax error: operand expected'],
+  ['assignment inside arithmetic', `${HEAD}  - set: { a: "$((b = 1))" }\n`, 'scenarios/900.yaml:4:21:', "assignment '=' is not allowed in an expression; use a set step"],
+  ['unknown bare name in a condition', `${HEAD}  - set: { count: 1 }\n  - if: "cuont < 3"\n    then: [echo]\n`, 'scenarios/900.yaml:5:10:', "unknown variable $cuont (did you mean 'count'?)"],
+  ['set of a runner variable', `${HEAD}  - set: { TEST_DIR: /tmp }\n`, 'scenarios/900.yaml:4:12:', '$TEST_DIR cannot be assigned; it is set by the runner'],
+  ['foreach var not a name', `${HEAD}  - foreach: [a]\n    var: "1x"\n    steps: [echo]\n`, 'scenarios/900.yaml:5:10:', "var must be a variable name (letters, digits, _), found '1x'"],
+  ['nested step error keeps its position', `${HEAD}  - foreach: [a]\n    var: v\n    steps:\n      - echoo: $v\n`, 'scenarios/900.yaml:7:9:', "unknown step kind 'echoo'"],
+  ['call of an unknown macro', `${HEAD}  - call: nope\n`, 'scenarios/900.yaml:4:11:', "unknown macro 'nope'"],
+  ['call with an unknown param', `id: 900\ntitle: t\nmacros:\n  m:\n    params: { a: 1 }\n    steps: [echo]\nsteps:\n  - call: m\n    args: { b: 2 }\n`, 'scenarios/900.yaml:9:13:', "macro 'm' has no param 'b'"],
+  ['call missing a param without default', `id: 900\ntitle: t\nmacros:\n  m:\n    params: { a: null }\n    steps: [echo]\nsteps:\n  - call: m\n`, 'scenarios/900.yaml:8:11:', "call of macro 'm' is missing param 'a'"],
+  ['poke data decoded by YAML', `${HEAD}  - poke_file: { file: $TEST_IMG, offset: 0, data: "\\xff" }\n`, 'scenarios/900.yaml:4:52:', 'YAML decoded an escape; write the bytes in single quotes'],
+  ['inline filter rule of an unknown kind', `${HEAD}  - qemu-img: [info, x]\n    filters: [{ awk: { x: 1 } }]\n`, 'scenarios/900.yaml:5:17:', "unknown rule kind 'awk'"],
+  ['inline grep with a bad regex', `${HEAD}  - qemu-img: [info, x]\n    filters: [{ grep: { regex: "a(" } }]\n`, 'scenarios/900.yaml:5:32:', 'invalid regular expression'],
+  ['condition mapping with a bad key', `${HEAD}  - if: { same: [a, b] }\n    then: [echo]\n`, 'scenarios/900.yaml:4:9:', 'condition must be arithmetic text or one of {equal: [A, B]}'],
   ['qmp timeout not positive', `${HEAD}  - qmp:\n      launch: []\n      exchange:\n        - { send: x, until: y, timeout: -1 }\n`, 'scenarios/900.yaml:7:41:', 'timeout must be a positive number, found -1'],
 ];
 
@@ -77,6 +91,9 @@ describe('paths outside TEST_DIR are refused at load time', () => {
     ['QMP launch option', `${HEAD}  - qmp:\n      launch: [-blockdev, "file,node-name=x,filename=/dev/sda"]\n      exchange: [{ send: x }]\n`, 'scenarios/900.yaml:5:54:'],
     ['QMP command text', `${HEAD}  - qmp:\n      launch: []\n      exchange:\n        - send: '{"execute": "blockdev-add", "arguments": {"filename": "/etc/passwd"}}'\n`, 'scenarios/900.yaml:7:73:'],
     ['home directory', `${HEAD}  - rm: ~/x\n`, 'scenarios/900.yaml:4:9:'],
+    ['poke_file target', `${HEAD}  - poke_file: { file: /etc/x, offset: 0, data: 'a' }\n`, 'scenarios/900.yaml:4:24:'],
+    ['peek inside a foreach body', `${HEAD}  - foreach: [a]\n    var: v\n    steps:\n      - peek_file_be: { file: ../x, offset: 0, size: 1 }\n`, 'scenarios/900.yaml:7:31:'],
+    ['mkdir', `${HEAD}  - mkdir: $TEST_DIR/../d\n`, 'scenarios/900.yaml:4:12:'],
   ];
   it.each(cases)('%s', (_name, text, location) => {
     const first = problems(text)[0]!;

@@ -4,15 +4,28 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { RuleParser, INLINE_RULE_KINDS } from '../filters/load.ts';
+import type { FilterRef } from '../filters/apply.ts';
 import { ValidationError } from './location.ts';
 import type { Diagnostic, SourcePos } from './location.ts';
 import { parseYamlTree, describeNode, innerOffset } from './yaml-tree.ts';
 import type { YMap, YNode, YScalar, YSeq } from './yaml-tree.ts';
-import { STEP_SPECS, STEP_KINDS, EXCHANGE_FIELDS, SCENARIO_FIELDS, REQUIRES_FIELDS, SCENARIO_VARIABLES, STATUS_VARIABLE } from './spec.ts';
+import {
+  ASSIGNING_KEYS,
+  EXCHANGE_FIELDS,
+  MACRO_FIELDS,
+  READONLY_VARIABLES,
+  REQUIRES_FIELDS,
+  SCENARIO_FIELDS,
+  SCENARIO_VARIABLES,
+  STATUS_VARIABLE,
+  STEP_KINDS,
+  STEP_SPECS,
+} from './spec.ts';
 import type { FieldSpec, StepKind, StepSpec } from './spec.ts';
-import { scanVariables, expandVariables } from './vars.ts';
+import { scanVariables, expandText, ExpansionError } from './vars.ts';
 import { pathCandidates, jsonStrings, isPathLike, lexicalEscape } from './paths.ts';
-import type { QmpExchange, Scenario, Step, StreamMode } from './types.ts';
+import type { Assignment, CallStep, Condition, Macro, MacroParam, QmpExchange, Scenario, Step, StdoutMode, StreamMode } from './types.ts';
 
 export interface LoadOptions {
   /** Names of the filters a scenario may use (filters/*.yaml). */
@@ -26,8 +39,13 @@ const PLACEHOLDER_VARS: Record<string, string> = {
   TEST_IMG: `${PLACEHOLDER_TEST_DIR}/t.IMGFMT`,
   IMGFMT: 'IMGFMT',
   IMGPROTO: 'file',
+  IMGOPTS: '',
+  CLUSTER_SIZE: '',
   STATUS: '0',
 };
+
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const DEFAULT_WHILE_MAX = 100_000;
 
 type PathCheck = 'none' | 'path' | 'args' | 'json';
 
@@ -44,13 +62,33 @@ export function loadScenarioFile(file: string, options: LoadOptions): Scenario {
 
 export function parseScenario(file: string, text: string, options: LoadOptions): Scenario {
   const root = parseYamlTree(file, text);
-  const v = new Validator(options);
+  const v = new Validator(options, declaredNames(root));
   const scenario = v.scenario(root, file);
   if (v.diags.length > 0) {
     v.diags.sort((a, b) => a.line - b.line || a.col - b.col);
     throw new ValidationError(v.diags);
   }
   return scenario!;
+}
+
+/**
+ * Every variable name the scenario assigns anywhere (`set` keys, `var`/`into` values, macro
+ * params), so a reference before its assignment in the file (a loop, a macro) is still known.
+ */
+function declaredNames(root: YNode): Set<string> {
+  const names = new Set<string>();
+  const walk = (node: YNode, parentKey: string | null): void => {
+    if (node.kind === 'seq') node.items.forEach((n) => walk(n, null));
+    if (node.kind !== 'map') return;
+    for (const { key, value } of node.entries) {
+      if ((key.text === 'set' || (key.text === 'params' && parentKey === 'macro')) && value.kind === 'map') for (const e of value.entries) names.add(e.key.text);
+      if ((ASSIGNING_KEYS as readonly string[]).includes(key.text) && value.kind === 'scalar' && typeof value.value === 'string') names.add(value.text);
+      walk(value, parentKey === 'macros' ? 'macro' : key.text);
+    }
+  };
+  walk(root, null);
+  for (const n of [...names]) if (!NAME_RE.test(n)) names.delete(n);
+  return names;
 }
 
 function closest(word: string, candidates: readonly string[]): string | undefined {
@@ -88,8 +126,16 @@ function suggestion(word: string, candidates: readonly string[]): string {
 class Validator {
   readonly diags: Diagnostic[] = [];
   private readonly options: LoadOptions;
-  constructor(options: LoadOptions) {
+  /** Variables a string may use: the built-in ones and every name the scenario assigns. */
+  private readonly known: readonly string[];
+  private readonly rules: RuleParser;
+  private readonly calls: { step: CallStep; node: YNode; argNodes: Map<string, YNode> }[] = [];
+  private inlineCount = 0;
+
+  constructor(options: LoadOptions, declared: ReadonlySet<string>) {
     this.options = options;
+    this.known = [...SCENARIO_VARIABLES, ...[...declared].filter((n) => !(SCENARIO_VARIABLES as readonly string[]).includes(n) && n !== STATUS_VARIABLE)];
+    this.rules = new RuleParser((node, message) => this.error(node, message));
   }
 
   private error(node: YNode, message: string, offset = node.offset): void {
@@ -125,7 +171,7 @@ class Validator {
 
   // ---- scalar checks -------------------------------------------------------------------
 
-  private text(node: YNode, what: string, vars: readonly string[] = SCENARIO_VARIABLES, check: PathCheck = 'none'): string | undefined {
+  private text(node: YNode, what: string, vars: readonly string[] = this.known, check: PathCheck = 'none'): string | undefined {
     if (node.kind !== 'scalar' || node.value === null || typeof node.value === 'boolean') {
       this.error(node, `${what} must be a string, found ${describeNode(node)}`);
       return undefined;
@@ -134,26 +180,42 @@ class Validator {
     return node.text;
   }
 
-  /** Checks variable references; true when all are valid. */
-  private variables(node: YScalar, allowed: readonly string[]): boolean {
-    const { refs, errors } = scanVariables(node.text);
+  /** Checks variable references (and arithmetic syntax); true when all are valid. */
+  private variables(node: YScalar, allowed: readonly string[], text = node.text, shift = 0): boolean {
+    const { refs, errors } = scanVariables(text);
     let ok = true;
     for (const e of errors) {
-      this.error(node, e.message, innerOffset(node, e.index));
+      this.error(node, e.message, innerOffset(node, Math.max(0, e.index + shift)));
       ok = false;
     }
     for (const ref of refs) {
       if (!allowed.includes(ref.name)) {
-        this.error(node, `unknown variable $${ref.name}${suggestion(ref.name, allowed)}; known: ${allowed.map((n) => '$' + n).join(', ')}`, innerOffset(node, ref.index));
+        this.error(node, `unknown variable $${ref.name}${suggestion(ref.name, allowed)}; known: ${allowed.map((n) => '$' + n).join(', ')}`, innerOffset(node, Math.max(0, ref.index + shift)));
         ok = false;
       }
     }
     return ok;
   }
 
+  /** Arithmetic text (a condition, an offset): syntax and names checked as if inside $(( )). */
+  private arithmetic(node: YNode, what: string): string | undefined {
+    if (node.kind !== 'scalar' || node.value === null || typeof node.value === 'boolean') {
+      this.error(node, `${what} must be a number or an arithmetic expression, found ${describeNode(node)}`);
+      return undefined;
+    }
+    return this.variables(node, this.known, `$((${node.text}))`, -3) ? node.text : undefined;
+  }
+
   private pathCheck(node: YScalar, check: PathCheck): void {
     if (check === 'none') return;
-    const expanded = expandVariables(node.text, PLACEHOLDER_VARS);
+    let expanded: string;
+    try {
+      // Variables the scenario sets are only known when it runs; the run checks those paths.
+      expanded = expandText(node.text, (name) => PLACEHOLDER_VARS[name] ?? '1');
+    } catch (err) {
+      if (err instanceof ExpansionError) return;
+      throw err;
+    }
     let candidates: string[];
     if (check === 'path') candidates = [expanded];
     else if (check === 'json') candidates = jsonStrings(expanded).filter(isPathLike);
@@ -191,20 +253,41 @@ class Validator {
     if (!seq) return [];
     const out: string[] = [];
     seq.items.forEach((item, i) => {
-      const t = this.text(item, `${what}[${i}]`, SCENARIO_VARIABLES, check);
+      const t = this.text(item, `${what}[${i}]`, this.known, check);
       if (t !== undefined) out.push(t);
     });
     return out;
   }
 
-  private filterList(node: YNode, what: string): string[] {
+  /** A variable the step assigns. */
+  private name(node: YNode, what: string): string | undefined {
+    if (node.kind !== 'scalar' || typeof node.value !== 'string' || !NAME_RE.test(node.text)) {
+      this.error(node, `${what} must be a variable name (letters, digits, _), found ${node.kind === 'scalar' ? `'${node.text}'` : describeNode(node)}`);
+      return undefined;
+    }
+    if ((READONLY_VARIABLES as readonly string[]).includes(node.text)) {
+      this.error(node, `$${node.text} cannot be assigned; it is set by the runner`);
+      return undefined;
+    }
+    return node.text;
+  }
+
+  private filterList(node: YNode, what: string): FilterRef[] {
     const seq = this.list(node, what);
     if (!seq) return [];
     const known = [...this.options.filterNames].sort();
-    const out: string[] = [];
+    const out: FilterRef[] = [];
     for (const item of seq.items) {
+      if (item.kind === 'map') {
+        const rule = this.rules.rule(item, INLINE_RULE_KINDS);
+        if (rule) {
+          const at = this.at(item);
+          out.push({ name: `inline ${rule.kind} #${++this.inlineCount} (${path.basename(at.file)}:${at.line})`, lines: 'sed', rules: [rule], at });
+        }
+        continue;
+      }
       if (item.kind !== 'scalar' || typeof item.value !== 'string') {
-        this.error(item, `a filter name must be a string, found ${describeNode(item)}`);
+        this.error(item, `a filter must be a filter name or an inline rule such as {grep: {regex: x}}, found ${describeNode(item)}`);
         continue;
       }
       if (!this.options.filterNames.has(item.text)) {
@@ -220,6 +303,64 @@ class Validator {
     if (node.kind === 'scalar' && (node.value === 'merged' || node.value === 'direct')) return node.value;
     this.error(node, `${what} must be 'merged' (2>&1 | filters) or 'direct' (| filters), found ${node.kind === 'scalar' ? `'${node.text}'` : describeNode(node)}`);
     return undefined;
+  }
+
+  private stdoutMode(node: YNode, what: string): StdoutMode | undefined {
+    if (node.kind === 'scalar' && (node.value === 'show' || node.value === 'discard')) return node.value;
+    this.error(node, `${what} must be 'show' or 'discard' (>/dev/null), found ${node.kind === 'scalar' ? `'${node.text}'` : describeNode(node)}`);
+    return undefined;
+  }
+
+  /** printf escapes as written in single quotes; YAML double-quote escapes would decode them. */
+  private bytes(node: YNode, what: string): string | undefined {
+    const t = this.text(node, what);
+    if (t === undefined) return undefined;
+    if (/[^\x20-\x7e]/.test(t)) {
+      this.error(node, `${what} holds a control or non-ASCII character: YAML decoded an escape; write the bytes in single quotes, e.g. '\\xff\\x00'`);
+      return undefined;
+    }
+    return t;
+  }
+
+  private condition(node: YNode, what: string): Condition | undefined {
+    if (node.kind === 'map') {
+      if (node.entries.length !== 1 || !['equal', 'not_equal'].includes(node.entries[0]!.key.text)) {
+        this.error(node, `${what} must be arithmetic text or one of {equal: [A, B]}, {not_equal: [A, B]}`);
+        return undefined;
+      }
+      const { key, value } = node.entries[0]!;
+      const seq = this.list(value, key.text);
+      if (!seq) return undefined;
+      if (seq.items.length !== 2) {
+        this.error(seq, `${key.text} compares exactly two texts, found ${seq.items.length}`);
+        return undefined;
+      }
+      const left = this.text(seq.items[0]!, `${key.text}[0]`);
+      const right = this.text(seq.items[1]!, `${key.text}[1]`);
+      if (left === undefined || right === undefined) return undefined;
+      return { kind: key.text as 'equal' | 'not_equal', left, right };
+    }
+    const expr = this.arithmetic(node, what);
+    return expr === undefined ? undefined : { kind: 'arith', expr };
+  }
+
+  private textMap(node: YNode, what: string, allowNull: boolean): { entries: { key: YScalar; value?: string; node: YNode }[] } {
+    const m = this.map(node, what);
+    const entries: { key: YScalar; value?: string; node: YNode }[] = [];
+    if (!m) return { entries };
+    for (const { key, value } of m.entries) {
+      if (!NAME_RE.test(key.text)) {
+        this.error(key, `'${key.text}' is not a variable name (letters, digits, _)`);
+        continue;
+      }
+      if (allowNull && value.kind === 'scalar' && value.value === null) {
+        entries.push({ key, node: value });
+        continue;
+      }
+      const t = this.text(value, `${what}.${key.text}`);
+      if (t !== undefined) entries.push({ key, value: t, node: value });
+    }
+    return { entries };
   }
 
   // ---- scenario --------------------------------------------------------------------------
@@ -254,26 +395,63 @@ class Validator {
     if (reqNode) {
       const m = this.map(reqNode, 'requires');
       if (m) {
-        const rf = this.fields(m, { fmt: { type: 'string-list', description: '' }, proto: { type: 'string-list', description: '' } }, 'requires');
+        const rf = this.fields(m, Object.fromEntries(REQUIRES_FIELDS.map((n) => [n, { type: 'string-list', description: '' }])), 'requires');
         for (const name of REQUIRES_FIELDS) {
           const n = rf.get(name);
           if (n) requires[name] = this.plainList(n, `requires.${name}`);
         }
       }
     }
-    const steps: Step[] = [];
-    const stepsNode = f.get('steps');
-    if (stepsNode) {
-      const seq = this.list(stepsNode, 'steps');
-      if (seq) {
-        if (seq.items.length === 0) this.error(seq, 'steps must not be empty');
-        for (const item of seq.items) {
-          const step = this.step(item);
-          if (step) steps.push(step);
-        }
+    const macros = new Map<string, Macro>();
+    const macrosNode = f.get('macros');
+    if (macrosNode) {
+      const m = this.map(macrosNode, 'macros');
+      if (m) for (const { key, value } of m.entries) {
+        const macro = this.macro(key, value);
+        if (macro) macros.set(macro.name, macro);
       }
     }
-    return { id, title, groups, requires, steps, file: path.resolve(file) };
+    const stepsNode = f.get('steps');
+    const steps = stepsNode ? this.steps(stepsNode, 'steps') : [];
+    for (const call of this.calls) this.checkCall(call, macros);
+    return { id, title, groups, requires, macros, steps, file: path.resolve(file) };
+  }
+
+  private macro(key: YScalar, value: YNode): Macro | undefined {
+    if (!NAME_RE.test(key.text)) {
+      this.error(key, `macro name '${key.text}' must be letters, digits and _`);
+      return undefined;
+    }
+    const m = this.map(value, `macro '${key.text}'`);
+    if (!m) return undefined;
+    const f = this.fields(m, MACRO_FIELDS, `macro '${key.text}'`);
+    const params: MacroParam[] = [];
+    const pn = f.get('params');
+    if (pn) {
+      for (const e of this.textMap(pn, 'params', true).entries) {
+        if ((READONLY_VARIABLES as readonly string[]).includes(e.key.text)) this.error(e.key, `$${e.key.text} cannot be a parameter; it is set by the runner`);
+        else params.push({ name: e.key.text, ...(e.value !== undefined ? { default: e.value } : {}) });
+      }
+    }
+    const sn = f.get('steps');
+    const steps = sn ? this.steps(sn, 'steps') : [];
+    return { name: key.text, params, steps, at: this.at(key) };
+  }
+
+  private checkCall(call: { step: CallStep; node: YNode; argNodes: Map<string, YNode> }, macros: Map<string, Macro>): void {
+    const macro = macros.get(call.step.macro);
+    if (!macro) {
+      const names = [...macros.keys()];
+      this.error(call.node, `unknown macro '${call.step.macro}'${suggestion(call.step.macro, names)}; macros: ${names.join(', ') || '(none)'}`);
+      return;
+    }
+    const params = macro.params.map((p) => p.name);
+    for (const [name, node] of call.argNodes) {
+      if (!params.includes(name)) this.error(node, `macro '${macro.name}' has no param '${name}'${suggestion(name, params)}; params: ${params.join(', ') || '(none)'}`);
+    }
+    for (const p of macro.params) {
+      if (p.default === undefined && !call.argNodes.has(p.name)) this.error(call.node, `call of macro '${macro.name}' is missing param '${p.name}'`);
+    }
   }
 
   private plainList(node: YNode, what: string): string[] {
@@ -288,6 +466,18 @@ class Validator {
   }
 
   // ---- steps -----------------------------------------------------------------------------
+
+  private steps(node: YNode, what: string): Step[] {
+    const seq = this.list(node, what);
+    if (!seq) return [];
+    if (seq.items.length === 0) this.error(seq, `${what} must not be empty`);
+    const out: Step[] = [];
+    for (const item of seq.items) {
+      const step = this.step(item);
+      if (step) out.push(step);
+    }
+    return out;
+  }
 
   private step(item: YNode): Step | undefined {
     if (item.kind === 'scalar') {
@@ -328,14 +518,14 @@ class Validator {
     const spec: StepSpec = STEP_SPECS[kind];
     const owner = `step '${kind}'`;
 
-    if (kind === 'exit_status') {
+    if (kind === 'exit_status' || kind === 'set') {
       for (const s of siblings) this.error(s.key, `unknown key '${s.key.text}' in ${owner}`);
-      return this.exitStatus(item, head);
+      return kind === 'exit_status' ? this.exitStatus(item, head) : this.setStep(item, head);
     }
 
     // `kind: {fields}` or `kind: shorthand` with the other fields as sibling keys.
     let fieldMap = new Map<string, YNode>();
-    if (head.kind === 'map') {
+    if (head.kind === 'map' && spec.fields[spec.shorthand ?? '']?.type !== 'condition') {
       for (const s of siblings) this.error(s.key, `'${s.key.text}' belongs inside the mapping of ${owner}`);
       fieldMap = this.fields(head, spec.fields, owner);
     } else if (head.kind === 'scalar' && head.value === null && spec.bare && siblings.length === 0) {
@@ -374,7 +564,11 @@ class Validator {
     const before = this.diags.length;
     const str = (name: string, check: PathCheck = 'none'): string | undefined => {
       const n = f.get(name);
-      return n ? this.text(n, name, SCENARIO_VARIABLES, check) : undefined;
+      return n ? this.text(n, name, this.known, check) : undefined;
+    };
+    const int = (name: string): string => {
+      const n = f.get(name);
+      return n ? (this.arithmetic(n, name) ?? '0') : '0';
     };
     const boolOr = (name: string, dflt: boolean): boolean => {
       const n = f.get(name);
@@ -384,6 +578,20 @@ class Validator {
       const n = f.get(name);
       return n ? this.textList(n, name, check) : [];
     };
+    const filters = (name = 'filters'): FilterRef[] => {
+      const n = f.get(name);
+      return n ? this.filterList(n, name) : [];
+    };
+    const into = (): { into?: string } => {
+      const n = f.get('into');
+      const name = n ? this.name(n, 'into') : undefined;
+      return name !== undefined ? { into: name } : {};
+    };
+    const nested = (name: string): Step[] => {
+      const n = f.get(name);
+      return n ? this.steps(n, name) : [];
+    };
+    const opt = (key: string, value: string | undefined): Record<string, string> => (value !== undefined ? { [key]: value } : {});
     let step: Step | undefined;
     switch (kind) {
       case 'section':
@@ -393,46 +601,141 @@ class Validator {
         step = { kind, at, title: str('title') ?? '' };
         break;
       case 'echo':
-        step = { kind, at, text: str('text') ?? '', newline: boolOr('newline', true) };
+        step = { kind, at, text: str('text') ?? '', newline: boolOr('newline', true), filters: filters(), ...into() };
         break;
-      case 'make_test_img': {
-        const opts = str('opts', 'args');
-        step = { kind, at, size: str('size') ?? '', image: str('image', 'path') ?? '$TEST_IMG', ...(opts !== undefined ? { opts } : {}) };
+      case 'printf':
+        step = { kind, at, format: str('format') ?? '', args: list('args', 'none'), ...into() };
         break;
-      }
+      case 'make_test_img':
+        step = {
+          kind,
+          at,
+          image: str('image', 'path') ?? '$TEST_IMG',
+          args: list('args', 'args'),
+          ...opt('size', str('size')),
+          ...opt('opts', str('opts', 'args')),
+          ...opt('backing', str('backing', 'path')),
+          ...opt('backingFmt', str('backing_fmt')),
+          ...opt('fmt', str('fmt')),
+          ...opt('clusterSize', str('cluster_size')),
+          ...opt('imgopts', str('imgopts', 'args')),
+        };
+        break;
       case 'check_test_img':
-        step = { kind, at, args: list('args', 'args'), image: str('image', 'path') ?? '$TEST_IMG' };
+        step = { kind, at, args: list('args', 'args'), image: str('image', 'path') ?? '$TEST_IMG', filters: filters() };
+        break;
+      case 'img_info':
+        step = { kind, at, args: list('args', 'args'), image: str('image', 'path') ?? '$TEST_IMG', formatSpecific: boolOr('format_specific', false), filters: filters() };
         break;
       case 'qemu-img':
       case 'qemu-io': {
-        const filtersNode = f.get('filters');
         const stderrNode = f.get('stderr');
+        const stdoutNode = f.get('stdout');
         step = {
           kind,
           at,
           args: list('args', 'args'),
-          filters: filtersNode ? this.filterList(filtersNode, 'filters') : [],
+          filters: filters(),
           stderr: stderrNode ? (this.streamMode(stderrNode, 'stderr') ?? 'direct') : 'direct',
+          stdout: stdoutNode ? (this.stdoutMode(stdoutNode, 'stdout') ?? 'show') : 'show',
+          noFmt: kind === 'qemu-io' ? boolOr('no_fmt', false) : false,
+          ...opt('stdin', str('stdin')),
+          ...into(),
         };
         break;
       }
+      case 'io_pattern':
+        step = {
+          kind,
+          at,
+          op: str('op') ?? '',
+          start: int('start'),
+          size: int('size'),
+          step: int('step'),
+          count: int('count'),
+          pattern: str('pattern') ?? '',
+          image: str('image', 'path') ?? '$TEST_IMG',
+        };
+        break;
       case 'truncate': {
         const size = str('size');
-        if (size !== undefined && !/^\d+[KMGT]?$/.test(size)) this.error(f.get('size')!, `size '${size}' must be a number of bytes with an optional K, M, G or T suffix`);
+        if (size !== undefined && !size.includes('$') && !/^\d+[KMGT]?$/.test(size)) this.error(f.get('size')!, `size '${size}' must be a number of bytes with an optional K, M, G or T suffix`);
         step = { kind, at, file: str('file', 'path') ?? '', size: size ?? '0' };
         break;
       }
       case 'touch':
-      case 'file_size':
       case 'rm':
         step = { kind, at, file: str('file', 'path') ?? '' };
+        break;
+      case 'mkdir':
+        step = { kind, at, file: str('dir', 'path') ?? '' };
+        break;
+      case 'file_size':
+        step = { kind, at, file: str('file', 'path') ?? '', allocated: boolOr('allocated', false), ...into() };
+        break;
+      case 'poke_file': {
+        const dn = f.get('data');
+        step = { kind, at, file: str('file', 'path') ?? '', offset: int('offset'), data: (dn ? this.bytes(dn, 'data') : undefined) ?? '' };
+        break;
+      }
+      case 'poke_file_be':
+      case 'poke_file_le':
+        step = { kind, at, file: str('file', 'path') ?? '', offset: int('offset'), size: int('size'), value: int('value') };
+        break;
+      case 'peek_file_be':
+      case 'peek_file_le':
+      case 'peek_file_raw':
+        step = { kind, at, file: str('file', 'path') ?? '', offset: int('offset'), size: int('size'), ...into() };
+        break;
+      case 'qcow2':
+        step = { kind, at, args: list('args', 'none'), image: str('image', 'path') ?? '$TEST_IMG', filters: filters() };
         break;
       case 'qmp': {
         const exNode = f.get('exchange');
         step = { kind, at, launch: list('launch', 'args'), exchange: exNode ? this.exchanges(exNode) : [] };
         break;
       }
+      case 'if': {
+        const cn = f.get('condition');
+        const condition = cn ? this.condition(cn, 'condition') : undefined;
+        step = { kind, at, condition: condition ?? { kind: 'arith', expr: '0' }, then: nested('then'), else: nested('else') };
+        break;
+      }
+      case 'foreach': {
+        const vn = f.get('values');
+        let values: string[] | string = [];
+        if (vn) values = vn.kind === 'seq' ? this.textList(vn, 'values', 'none') : (this.text(vn, 'values') ?? []);
+        const varNode = f.get('var');
+        step = { kind, at, var: (varNode ? this.name(varNode, 'var') : undefined) ?? '', values, steps: nested('steps') };
+        break;
+      }
+      case 'while': {
+        const cn = f.get('condition');
+        const condition = cn ? this.condition(cn, 'condition') : undefined;
+        const mn = f.get('max');
+        step = { kind, at, condition: condition ?? { kind: 'arith', expr: '0' }, steps: nested('steps'), max: mn ? (this.number(mn, 'max') ?? DEFAULT_WHILE_MAX) : DEFAULT_WHILE_MAX };
+        break;
+      }
+      case 'call': {
+        const mn = f.get('macro');
+        const macro = mn && mn.kind === 'scalar' && typeof mn.value === 'string' ? mn.text : undefined;
+        if (mn && macro === undefined) this.error(mn, `macro must be a macro name, found ${describeNode(mn)}`);
+        const an = f.get('args');
+        const args: Assignment[] = [];
+        const argNodes = new Map<string, YNode>();
+        if (an) {
+          for (const e of this.textMap(an, 'args', false).entries) {
+            args.push({ name: e.key.text, value: e.value ?? '', at: this.at(e.key) });
+            argNodes.set(e.key.text, e.key);
+          }
+        }
+        const call: CallStep = { kind, at, macro: macro ?? '', args };
+        if (macro !== undefined) this.calls.push({ step: call, node: mn!, argNodes });
+        step = call;
+        break;
+      }
       case 'exit_status':
+      case 'set':
         return undefined;
     }
     return this.diags.length === before ? step : undefined;
@@ -448,7 +751,7 @@ class Validator {
       if (!m) continue;
       const f = this.fields(m, EXCHANGE_FIELDS, 'the exchange entry');
       const sendNode = f.get('send');
-      const send = sendNode ? this.text(sendNode, 'send', SCENARIO_VARIABLES, 'json') : undefined;
+      const send = sendNode ? this.text(sendNode, 'send', this.known, 'json') : undefined;
       const untilNode = f.get('until');
       const until = untilNode ? this.text(untilNode, 'until') : undefined;
       const timeoutNode = f.get('timeout');
@@ -458,6 +761,21 @@ class Validator {
     return out;
   }
 
+  private setStep(item: YNode, head: YNode): Step | undefined {
+    const m = this.map(head, "step 'set'");
+    if (!m) return undefined;
+    const before = this.diags.length;
+    if (m.entries.length === 0) this.error(m, "step 'set' needs at least one NAME: value");
+    const assignments: Assignment[] = [];
+    for (const { key, value } of m.entries) {
+      const name = this.name(key, 'a set key');
+      const text = this.text(value, `the value of ${key.text}`);
+      if (name !== undefined && text !== undefined) assignments.push({ name, value: text, at: this.at(key) });
+    }
+    if (this.diags.length !== before) return undefined;
+    return { kind: 'set', at: this.at(item), assignments };
+  }
+
   private exitStatus(item: YNode, head: YNode): Step | undefined {
     const m = this.map(head, "step 'exit_status'");
     if (!m) return undefined;
@@ -465,7 +783,7 @@ class Validator {
     let dflt: string | undefined;
     const before = this.diags.length;
     if (m.entries.length === 0) this.error(m, "step 'exit_status' needs at least one case");
-    const vars = [...SCENARIO_VARIABLES, STATUS_VARIABLE];
+    const vars = [...this.known, STATUS_VARIABLE];
     for (const { key, value } of m.entries) {
       const message = this.text(value, `the message for status ${key.text}`, vars);
       if (key.text === 'default') {

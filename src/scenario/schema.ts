@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EXCHANGE_FIELDS, SCENARIO_FIELDS, STEP_SPECS } from './spec.ts';
+import { EXCHANGE_FIELDS, MACRO_FIELDS, REQUIRES_FIELDS, SCENARIO_FIELDS, STEP_SPECS } from './spec.ts';
 import type { FieldSpec, FieldType, StepSpec } from './spec.ts';
 
 export type JsonSchema = { [key: string]: unknown };
@@ -24,17 +24,52 @@ function fieldSchema(type: FieldType, filterNames: readonly string[]): JsonSchem
       return { type: 'boolean' };
     case 'number':
       return { type: 'number', exclusiveMinimum: 0 };
+    case 'integer':
+    case 'bytes':
+      return { ...TEXT };
+    case 'name':
+      return { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' };
     case 'string-list':
       return { type: 'array', items: { ...TEXT } };
+    case 'words':
+      return { anyOf: [{ ...TEXT }, { type: 'array', items: { ...TEXT } }] };
     case 'filter-list':
-      return { type: 'array', items: { enum: [...filterNames] } };
+      return { type: 'array', items: { anyOf: [{ enum: [...filterNames] }, { $ref: '#/$defs/inline_rule' }] } };
     case 'stream-mode':
       return { enum: ['merged', 'direct'] };
+    case 'stdout-mode':
+      return { enum: ['show', 'discard'] };
     case 'exchange-list':
       return { type: 'array', minItems: 1, items: { $ref: '#/$defs/exchange' } };
     case 'status-cases':
       return { $ref: '#/$defs/status_cases' };
+    case 'steps':
+      return { type: 'array', minItems: 1, items: { $ref: '#/$defs/step' } };
+    case 'condition':
+      return { $ref: '#/$defs/condition' };
+    case 'text-map':
+      return { type: 'object', additionalProperties: { anyOf: [{ ...TEXT }, { type: 'null' }] } };
   }
+}
+
+const PATTERN_KEYS = { text: { ...TEXT }, regex: { ...TEXT } };
+
+/** The rules a `filters:` list may hold inline (same syntax as in filters/*.yaml). */
+function inlineRuleSchema(): JsonSchema {
+  const rule = (kind: string, props: Record<string, JsonSchema>, req: string[] = []): JsonSchema => ({
+    type: 'object',
+    required: [kind],
+    additionalProperties: false,
+    properties: { [kind]: { type: 'object', additionalProperties: false, properties: props, ...(req.length > 0 ? { required: req } : {}) } },
+  });
+  return {
+    oneOf: [
+      rule('replace', { ...PATTERN_KEYS, with: { ...TEXT }, global: { type: 'boolean' } }, ['with']),
+      rule('delete', PATTERN_KEYS),
+      rule('grep', { ...PATTERN_KEYS, invert: { type: 'boolean' }, after: { type: 'integer', minimum: 0 } }),
+      rule('tr', { from: { type: 'string' }, to: { type: 'string' } }, ['from', 'to']),
+    ],
+  };
 }
 
 function withDescription(spec: FieldSpec, filterNames: readonly string[]): JsonSchema {
@@ -52,6 +87,15 @@ function required(fields: Readonly<Record<string, FieldSpec>>): string[] {
 }
 
 function stepSchema(kind: string, spec: StepSpec, filterNames: readonly string[]): JsonSchema {
+  if (kind === 'set') {
+    return {
+      type: 'object',
+      description: spec.description,
+      required: [kind],
+      additionalProperties: false,
+      properties: { [kind]: { type: 'object', minProperties: 1, propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, additionalProperties: { ...TEXT } } },
+    };
+  }
   if (kind === 'exit_status') {
     return {
       type: 'object',
@@ -67,18 +111,32 @@ function stepSchema(kind: string, spec: StepSpec, filterNames: readonly string[]
     properties: properties(spec.fields, filterNames),
     ...(required(spec.fields).length > 0 ? { required: required(spec.fields) } : {}),
   };
-  const heads: JsonSchema[] = [full];
-  if (spec.shorthand) heads.push(fieldSchema(spec.fields[spec.shorthand]!.type, filterNames));
+  const description = `${spec.description} (iotests: ${spec.bash})`;
+  // A condition given as a mapping ({equal: [..]}) is the condition itself, never the long form.
+  const shortType = spec.shorthand ? spec.fields[spec.shorthand]!.type : undefined;
+  const heads: JsonSchema[] = shortType === 'condition' ? [] : [full];
+  if (shortType) heads.push(fieldSchema(shortType, filterNames));
   if (spec.bare) heads.push({ type: 'null' });
   const siblings = Object.fromEntries(
     Object.entries(spec.fields)
       .filter(([name]) => name !== spec.shorthand)
       .map(([name, f]) => [name, withDescription(f, filterNames)]),
   );
+  const requiredSiblings = required(spec.fields).filter((n) => n !== spec.shorthand);
+  if (shortType && shortType !== 'condition' && requiredSiblings.length > 0) {
+    // Long form `kind: {…}` alone, or `kind: VALUE` with its required keys beside it.
+    return {
+      description,
+      anyOf: [
+        { type: 'object', required: [kind], additionalProperties: false, properties: { [kind]: full } },
+        { type: 'object', required: [kind, ...requiredSiblings], additionalProperties: false, properties: { [kind]: fieldSchema(shortType, filterNames), ...siblings } },
+      ],
+    };
+  }
   return {
     type: 'object',
-    description: `${spec.description} (iotests: ${spec.bash})`,
-    required: [kind],
+    description,
+    required: [kind, ...(shortType === 'condition' ? requiredSiblings : [])],
     additionalProperties: false,
     properties: { [kind]: heads.length === 1 ? heads[0] : { anyOf: heads }, ...(spec.shorthand ? siblings : {}) },
   };
@@ -94,7 +152,13 @@ export function buildScenarioSchema(filterNames: readonly string[]): JsonSchema 
     description: SCENARIO_FIELDS.requires.description,
     type: 'object',
     additionalProperties: false,
-    properties: { fmt: { type: 'array', items: { type: 'string' } }, proto: { type: 'array', items: { type: 'string' } } },
+    properties: Object.fromEntries(REQUIRES_FIELDS.map((n) => [n, { type: 'array', items: { type: 'string' } }])),
+  };
+  top.macros = {
+    description: SCENARIO_FIELDS.macros.description,
+    type: 'object',
+    propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+    additionalProperties: { $ref: '#/$defs/macro' },
   };
   top.steps = { description: SCENARIO_FIELDS.steps.description, type: 'array', minItems: 1, items: { $ref: '#/$defs/step' } };
   return {
@@ -109,6 +173,14 @@ export function buildScenarioSchema(filterNames: readonly string[]): JsonSchema 
       step: { oneOf: [{ enum: bare }, ...kinds.map(([k]) => ({ $ref: `#/$defs/step_${k}` }))] },
       ...Object.fromEntries(kinds.map(([k, s]) => [`step_${k}`, stepSchema(k, s, filterNames)])),
       exchange: { type: 'object', additionalProperties: false, required: required(EXCHANGE_FIELDS), properties: properties(EXCHANGE_FIELDS, filterNames) },
+      macro: { type: 'object', additionalProperties: false, required: required(MACRO_FIELDS), properties: properties(MACRO_FIELDS, filterNames) },
+      condition: {
+        anyOf: [
+          { ...TEXT },
+          { type: 'object', additionalProperties: false, minProperties: 1, maxProperties: 1, properties: { equal: { type: 'array', minItems: 2, maxItems: 2, items: { ...TEXT } }, not_equal: { type: 'array', minItems: 2, maxItems: 2, items: { ...TEXT } } } },
+        ],
+      },
+      inline_rule: inlineRuleSchema(),
       status_cases: {
         type: 'object',
         minProperties: 1,
