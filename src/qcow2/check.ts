@@ -111,32 +111,44 @@ class CheckFailed extends Error {
   }
 }
 
-/** In-memory refcount table (IMRT): one counter per host cluster. */
+/**
+ * In-memory refcount table (IMRT): one counter per host cluster, stored in chunks that are
+ * only allocated where something is counted, so a huge (sparse or damaged) file does not
+ * make the check allocate memory for every possible cluster.
+ */
+const IMRT_CHUNK = 65536;
 class Imrt {
-  data: Float64Array;
+  private chunks = new Map<number, Float64Array>();
   size: number;
   constructor(size: number) {
     this.size = size;
-    this.data = new Float64Array(Math.max(size, 1));
   }
   ensure(n: number): void {
-    if (n <= this.size) return;
-    if (n > this.data.length) {
-      const d = new Float64Array(Math.max(n, this.data.length * 2));
-      d.set(this.data);
-      this.data = d;
-    }
-    this.size = n;
+    if (n > this.size) this.size = n;
   }
   get(k: number): number {
-    return k < this.size ? this.data[k]! : 0;
+    if (k >= this.size) return 0;
+    const c = this.chunks.get(Math.floor(k / IMRT_CHUNK));
+    return c ? c[k % IMRT_CHUNK]! : 0;
   }
   set(k: number, v: number): void {
     this.ensure(k + 1);
-    this.data[k] = v;
+    const ci = Math.floor(k / IMRT_CHUNK);
+    let c = this.chunks.get(ci);
+    if (!c) {
+      if (v === 0) return;
+      c = new Float64Array(IMRT_CHUNK);
+      this.chunks.set(ci, c);
+    }
+    c[k % IMRT_CHUNK] = v;
   }
   clear(): void {
-    this.data.fill(0);
+    this.chunks.clear();
+  }
+  /** Whether any cluster in [from, to) may have a non-zero count (chunk granularity). */
+  mayHave(from: number, to: number): boolean {
+    for (let ci = Math.floor(from / IMRT_CHUNK); ci * IMRT_CHUNK < to; ci++) if (this.chunks.has(ci)) return true;
+    return false;
   }
 }
 
@@ -360,7 +372,7 @@ function checkBitmapsRefcounts(c: Ctx): void {
     const nameSize = (dir[p + 18]! << 8) | dir[p + 19]!;
     const extra = be32(dir, p + 20);
     p += Math.ceil((24 + extra + nameSize) / 8) * 8;
-    if (tableSize > (1 << 24) || s.offsetIntoCluster(tableOffset)) continue;
+    if (tableSize > 1 << 21 || s.offsetIntoCluster(tableOffset)) continue;
     incRefcounts(c, tableOffset, tableSize * 8);
     const t = new Uint8Array(tableSize * 8);
     readAt(s.file, tableOffset, t);
@@ -461,6 +473,15 @@ function compareRefcounts(c: Ctx, fix: number): number {
   const s = c.s;
   let highest = 0;
   for (let i = 0; i < c.imrt.size; i++) {
+    if (i % s.refcountBlockSize === 0) {
+      // Skip ranges that neither the refcount structures nor the references cover.
+      const ti = i / s.refcountBlockSize;
+      const end = i + s.refcountBlockSize;
+      if ((ti >= s.refcountTableSize || !s.refcountTable[ti]) && !c.imrt.mayHave(i, end)) {
+        i = end - 1;
+        continue;
+      }
+    }
     let rc1: number;
     try {
       rc1 = getRefcount(s, i);
@@ -539,7 +560,10 @@ function rebuildWriteRefblocks(c: Ctx, first: number, endCluster: number, table:
   let grown = false;
   let end = endCluster;
   for (let cluster = first; cluster < end; cluster++) {
-    if (!c.imrt.get(cluster)) continue;
+    if (!c.imrt.get(cluster)) {
+      if (cluster % IMRT_CHUNK === 0 && !c.imrt.mayHave(cluster, cluster + IMRT_CHUNK)) cluster += IMRT_CHUNK - 1;
+      continue;
+    }
     const rbIndex = Math.floor(cluster / s.refcountBlockSize);
     const rbStart = rbIndex * s.refcountBlockSize;
     let rbOffset: number;

@@ -183,7 +183,7 @@ describe('guest I/O against a raw model (engine only)', () => {
         sc.create.dataFile,
       );
       let model = new Uint8Array(sc.create.size);
-      const ctx = { clusterSize: sc.create.clusterSize ?? 65536, ignoreDiscard: false };
+      const ctx = { clusterSize: sc.create.clusterSize ?? 65536, ignoreDiscard: false, keepPartialCluster: !sc.create.dataFile };
       for (const seg of segments(sc.ops)) {
         const img = openQcow2({ file: st, dataFile: data ?? null });
         engineApply(img, seg);

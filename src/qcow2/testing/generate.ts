@@ -153,8 +153,10 @@ export function generateScenario(cfg: GenConfig, seed: number): Scenario {
       }
       continue;
     }
-    if (cfg.resize && k > 0.9) {
-      size += (1 + Math.floor(r() * 4)) * M;
+    if (cfg.resize && k > 0.85) {
+      // Grow by whole MiB, or shrink (keeping at least 1 MiB), sector aligned either way.
+      if (r() < 0.5 || size <= 2 * M) size += (1 + Math.floor(r() * 4)) * M;
+      else size = Math.max(M, size - 512 * (1 + Math.floor(r() * ((size - M) / 512))));
       ops.push({ kind: 'resize', size });
       if (cfg.preallocation) markTouched(0, size);
       continue;

@@ -45,6 +45,13 @@ export interface ModelContext {
   clusterSize: number;
   /** v2 images with a backing file ignore discards. */
   ignoreDiscard: boolean;
+  /**
+   * Shrinking to a size inside a cluster keeps that cluster, so growing again shows its old
+   * bytes (as in QEMU). Not with an external data file, which is truncated exactly.
+   */
+  keepPartialCluster?: boolean;
+  /** Bytes of the last partial cluster beyond the size, kept across a shrink. */
+  hiddenTail?: { offset: number; bytes: Uint8Array };
 }
 
 export function applyModel(model: Uint8Array, op: Op, snapshots: Map<string, Uint8Array>, ctx: ModelContext): Uint8Array {
@@ -79,6 +86,19 @@ export function applyModel(model: Uint8Array, op: Op, snapshots: Map<string, Uin
     case 'resize': {
       const m = new Uint8Array(op.size);
       m.set(model.subarray(0, Math.min(op.size, model.length)));
+      const cs = ctx.clusterSize;
+      if (ctx.keepPartialCluster) {
+        if (op.size < model.length) {
+          const end = Math.min(Math.ceil(op.size / cs) * cs, model.length);
+          ctx.hiddenTail = end > op.size ? { offset: op.size, bytes: model.slice(op.size, end) } : undefined;
+        } else if (ctx.hiddenTail && ctx.hiddenTail.offset === model.length) {
+          const t = ctx.hiddenTail.bytes;
+          m.set(t.subarray(0, Math.min(t.length, op.size - model.length)), model.length);
+          ctx.hiddenTail = undefined;
+        } else {
+          ctx.hiddenTail = undefined;
+        }
+      }
       return m;
     }
   }
@@ -352,7 +372,11 @@ export function modelOf(sc: Scenario): Uint8Array {
   let m = new Uint8Array(sc.create.size);
   m.set(base.subarray(0, Math.min(base.length, m.length)));
   const snaps = new Map<string, Uint8Array>();
-  const ctx = { clusterSize: sc.create.clusterSize ?? 65536, ignoreDiscard: sc.create.compat === '0.10' && !!sc.backing };
+  const ctx: ModelContext = {
+    clusterSize: sc.create.clusterSize ?? 65536,
+    ignoreDiscard: sc.create.compat === '0.10' && !!sc.backing,
+    keepPartialCluster: !sc.create.dataFile,
+  };
   for (const op of sc.ops) m = applyModel(m, op, snaps, ctx) as Uint8Array<ArrayBuffer>;
   return m;
 }
