@@ -60,6 +60,8 @@ export abstract class BaseNode implements BlockNode {
   requestAlignment = 1;
   /** The format was probed rather than given (raw's block-0 write guard). */
   probed = false;
+  /** BDRV_O_NO_IO: opened for metadata only (qemu-img info); backing overrides do not count. */
+  noIo = false;
   /** Nodes this node opened itself and must close with it (not those referenced by name). */
   readonly ownedChildren = new Set<BlockNode>();
   /** Called when the node closes (e.g. to drop it from a node-name registry). */
@@ -101,7 +103,18 @@ export abstract class BaseNode implements BlockNode {
     return 512;
   }
 
-  abstract length(): number;
+  /** The driver's length in bytes (bdrv_getlength before rounding). */
+  protected abstract getLength(): number;
+
+  /** bdrv_getlength: whole sectors, as QEMU counts every node's size (a 1-byte file is 512). */
+  length(): number {
+    return Math.ceil(this.getLength() / 512) * 512;
+  }
+
+  /** The length before rounding to sectors (what the host file really holds). */
+  exactLength(): number {
+    return this.getLength();
+  }
   protected abstract doRead(offset: number, buf: Uint8Array): void;
   protected abstract doWrite(offset: number, data: Uint8Array, fua: boolean): void;
 
@@ -322,6 +335,28 @@ export abstract class BaseNode implements BlockNode {
     this.onClose?.();
   }
 
+  /**
+   * Switch between read-only and read-write (bdrv_reopen with read-only changed), for this
+   * node and the children that carry its data (not the backing chain). Drivers that hold
+   * host files reopen them in the new mode.
+   */
+  setReadOnly(readOnly: boolean): void {
+    for (const [role, child] of this.children) {
+      if (role === 'backing') continue;
+      if (child instanceof BaseNode) child.setReadOnly(readOnly);
+    }
+    this.doSetReadOnly(readOnly);
+    this.readOnly = readOnly;
+  }
+
+  /** bdrv_reopen of the read-only state (the form qemu-img commit asks for). */
+  reopen(opts: { readOnly: boolean }): void {
+    this.setReadOnly(opts.readOnly);
+  }
+
+  /** Driver hook of setReadOnly (e.g. reopen the host file). */
+  protected doSetReadOnly(_readOnly: boolean): void {}
+
   get isClosed(): boolean {
     return this.closed;
   }
@@ -350,12 +385,14 @@ export abstract class BaseNode implements BlockNode {
     const opts = new QDict();
     for (const [k, v] of this.ownOptions) opts.set(k, v);
     for (const [role, child] of this.children) {
-      if (role === 'backing' && !this.backingOverridden) continue;
+      if (role === 'backing' && (!this.backingOverridden || this.noIo)) continue;
       if (child instanceof BaseNode) opts.set(role, child.fullOpenOptions);
     }
-    if (this.backingOverridden && !this.children.has('backing')) opts.set('backing', null);
+    if (this.backingOverridden && !this.noIo && !this.children.has('backing')) opts.set('backing', null);
     this.fullOpenOptions = opts;
-    this.refreshExactFilename(this.hasStrongOptions || this.backingOverridden);
+    // Without I/O the backing file changes nothing, so an override does not force json:.
+    const backingOverridden = this.backingOverridden && !this.noIo;
+    this.refreshExactFilename(this.hasStrongOptions || backingOverridden);
     this.filename = this.exactFilename || `json:${toJson(this.fullOpenOptions)}`;
   }
 

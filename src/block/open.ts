@@ -305,6 +305,7 @@ export function openNode(
       openChild: (req) => openChildFrom(options, req, thisIsFormat, drv!.protocol, nodeName),
     });
     node.unmapAllowed = unmap;
+    node.noIo = flags.noIo === true;
     node.noFlush = noFlush;
     node.cacheDirect = cacheDirect;
     for (const c of opened) {

@@ -6,6 +6,7 @@
  */
 import type { Storage } from '../storage/types.ts';
 import type { BlockNode } from './types.ts';
+import { BaseNode } from './node.ts';
 
 export class NodeStorage implements Storage {
   readonly node: BlockNode;
@@ -23,7 +24,8 @@ export class NodeStorage implements Storage {
   }
 
   size(): number {
-    return this.node.length();
+    // Storage sizes are exact; nodes count whole sectors.
+    return this.node instanceof BaseNode ? this.node.exactLength() : this.node.length();
   }
 
   read(offset: number, buf: Uint8Array): void {

@@ -118,7 +118,7 @@ export class BlkdebugNode extends BaseNode {
     throw new ErrnoError(rule.errno);
   }
 
-  length(): number {
+  protected getLength(): number {
     return this.image.length();
   }
 

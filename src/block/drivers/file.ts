@@ -14,14 +14,17 @@ const AIO_MODES = ['threads', 'native', 'io_uring'];
 const LOCKING_MODES = ['off', 'on', 'auto'];
 
 export class FileNode extends BaseNode {
-  readonly storage: FileStorage;
+  storage: FileStorage;
   /** The path as given (bs->exact_filename). */
   readonly path: string;
+  /** The host path it resolved to. */
+  readonly absPath: string;
 
-  constructor(nodeName: string, path: string, storage: FileStorage) {
+  constructor(nodeName: string, path: string, absPath: string, storage: FileStorage) {
     super('file', nodeName, storage.readOnly);
     this.storage = storage;
     this.path = path;
+    this.absPath = absPath;
     this.exactFilename = path;
   }
 
@@ -32,7 +35,7 @@ export class FileNode extends BaseNode {
     return true;
   }
 
-  length(): number {
+  protected getLength(): number {
     return this.storage.size();
   }
 
@@ -97,6 +100,13 @@ export class FileNode extends BaseNode {
     this.storage.close();
   }
 
+  protected override doSetReadOnly(readOnly: boolean): void {
+    if (readOnly === this.storage.readOnly) return;
+    const reopened = FileStorage.open(this.path, { readOnly }, this.absPath);
+    this.storage.close();
+    this.storage = reopened;
+  }
+
   /** Bytes the file occupies on disk, for `qemu-img info`'s disk size. */
   allocatedBytes(): number {
     return this.storage.allocatedBytes();
@@ -139,7 +149,7 @@ function openFile(ctx: DriverOpenContext): BaseNode {
     }
     throw err;
   }
-  const node = new FileNode(ctx.nodeName, filename, storage);
+  const node = new FileNode(ctx.nodeName, filename, abs, storage);
   node.recordOption('filename', filename, false);
   return node;
 }

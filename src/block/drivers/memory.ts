@@ -21,7 +21,7 @@ export class MemoryNode extends BaseNode {
     return 'file';
   }
 
-  length(): number {
+  protected getLength(): number {
     return this.size;
   }
 

@@ -23,7 +23,7 @@ export class NullNode extends BaseNode {
     return 'null-co';
   }
 
-  length(): number {
+  protected getLength(): number {
     return this.size;
   }
 

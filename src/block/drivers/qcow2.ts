@@ -62,7 +62,7 @@ export class Qcow2Node extends BaseNode {
     return this.children.get('backing') as BaseNode | undefined;
   }
 
-  length(): number {
+  protected getLength(): number {
     return this.image.virtualSize;
   }
 
@@ -143,9 +143,26 @@ export class Qcow2Node extends BaseNode {
     for (const msg of this.image.close()) this.reportClose(msg);
   }
 
+  protected override doSetReadOnly(readOnly: boolean): void {
+    if (!readOnly && this.readOnly) this.image.flush();
+    this.image.state.readOnly = readOnly;
+  }
+
   protected override refreshExactFilename(generateJson: boolean): void {
     super.refreshExactFilename(generateJson);
   }
+}
+
+/** Incompatible feature bit 2 (external data file) in the header of a qcow2 v3 image. */
+function hasDataFileBit(file: BaseNode): boolean {
+  const hdr = new Uint8Array(80);
+  try {
+    file.read(0, hdr);
+  } catch {
+    return false;
+  }
+  const version = new DataView(hdr.buffer).getUint32(4);
+  return version >= 3 && (hdr[79]! & 0x4) !== 0;
 }
 
 /** Stands for a data file that a metadata-only open does not open; any I/O fails. */
@@ -216,12 +233,14 @@ function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
   const report = (m: string): void => (ctx.env.report ? ctx.env.report(m) : ctx.env.stderr(`${m}\n`));
   const explicitData = ctx.openChild({ role: 'data-file', allowNone: true });
   let headerData: BaseNode | undefined;
+  // BDRV_O_NO_IO: an image that needs a data file opens without one (its name may be gone).
+  const placeholder = ctx.noIo && !explicitData && hasDataFileBit(file) ? unavailableStorage('') : null;
   let image: Qcow2Image;
   try {
     image = openQcow2({
       file: new NodeStorage(file),
       readOnly: ctx.readOnly,
-      dataFile: explicitData ? new NodeStorage(explicitData) : null,
+      dataFile: explicitData ? new NodeStorage(explicitData) : placeholder,
       openDataFile: (name) => {
         // BDRV_O_NO_IO (qemu-img info): the data file named in the header is not opened.
         if (ctx.noIo) return unavailableStorage(name);

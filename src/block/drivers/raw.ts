@@ -34,7 +34,7 @@ export class RawNode extends BaseNode {
     return this.file.clusterSize;
   }
 
-  length(): number {
+  protected getLength(): number {
     if (this.fixedSize !== undefined) return this.fixedSize;
     return Math.max(0, this.file.length() - this.offset);
   }

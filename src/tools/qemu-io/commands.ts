@@ -872,20 +872,12 @@ function reopenCmd(s: IoSession, argv: string[]): number {
   const roOpt = opts.get('read-only');
   if (roOpt !== undefined) readOnly = roOpt === 'on' || roOpt === true;
   opts = new QDict();
-  if (readOnly !== undefined) setReadOnly(blk.root, readOnly);
+  if (readOnly !== undefined) blk.root.setReadOnly(readOnly);
   if (cache) {
     blk.writeCache = !cache.writethrough;
     blk.root.noFlush = cache.noFlush;
   }
   return 0;
-}
-
-function setReadOnly(node: import('../../block/index.ts').BaseNode, readOnly: boolean): void {
-  node.readOnly = readOnly;
-  for (const [role, child] of node.children) {
-    if (role === 'backing') continue;
-    (child as import('../../block/index.ts').BaseNode).readOnly = readOnly;
-  }
 }
 
 /** The first node in the chain that can take breakpoints (a blkdebug filter). */
