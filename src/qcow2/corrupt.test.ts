@@ -567,3 +567,35 @@ describe('check reports damage like qemu-img check', () => {
     });
   }
 });
+
+describe('dirty images (lazy refcounts, not closed) are repaired on read/write open', () => {
+  it('same messages and same repaired file as QEMU', () => {
+    const file = path.join(dir, `dirty${counter++}.qcow2`);
+    const st = FileStorage.open(file, { create: true, truncate: true });
+    createQcow2(st, { size: 64 << 20, lazyRefcounts: true });
+    const img = openQcow2({ file: st });
+    img.write(0, new Uint8Array(3 << 20).fill(7));
+    // L2 tables reach the disk, refcounts do not (lazy); then the process "dies".
+    img.flush();
+    st.close();
+    expect(fs.readFileSync(file).readBigUInt64BE(72) & 1n).toBe(1n);
+    const bytes = fs.readFileSync(file);
+    const ef = place(bytes);
+    const warnings: string[] = [];
+    const est = FileStorage.open(ef);
+    const eimg = openQcow2({ file: est, onWarning: (w) => warnings.push(w) });
+    const buf = new Uint8Array(3 << 20);
+    eimg.read(0, buf);
+    expect(buf.every((x) => x === 7)).toBe(true);
+    eimg.close();
+    est.close();
+    expect(warnings[0]).toBe('ERROR cluster 5 refcount=0 reference=1');
+    expect(warnings).toContain('Rebuilding refcount structure');
+    if (haveQemu()) {
+      const qf = place(bytes);
+      const r = qemuIo(['-c', 'read -P 7 0 3M', qf]);
+      expect(r.stderr.trim().split('\n')).toEqual(warnings);
+      expect(Buffer.compare(fs.readFileSync(qf), fs.readFileSync(ef))).toBe(0);
+    }
+  });
+});

@@ -331,3 +331,39 @@ export function serializeHeader(s: HeaderState): Uint8Array {
   }
   return buf;
 }
+
+/** One persistent dirty bitmap as listed in the bitmap directory. */
+export interface BitmapInfo {
+  name: string;
+  granularity: number;
+  inUse: boolean;
+  auto: boolean;
+  tableOffset: number;
+  tableSize: number;
+}
+
+/** Parse the bitmap directory (the engine keeps bitmaps but does not track writes in them). */
+export function readBitmapDirectory(file: Storage, ext: BitmapsExtension): BitmapInfo[] {
+  const size = Math.min(ext.directorySize, QCOW2_MAX_BITMAP_DIRECTORY_SIZE);
+  const dir = new Uint8Array(size);
+  readAt(file, ext.directoryOffset, dir);
+  const out: BitmapInfo[] = [];
+  let p = 0;
+  for (let i = 0; i < ext.nbBitmaps && p + 24 <= dir.length; i++) {
+    const flags = be32(dir, p + 12);
+    const nameSize = (dir[p + 18]! << 8) | dir[p + 19]!;
+    const extra = be32(dir, p + 20);
+    const nameStart = p + 24 + extra;
+    if (nameStart + nameSize > dir.length) break;
+    out.push({
+      name: new TextDecoder().decode(dir.subarray(nameStart, nameStart + nameSize)),
+      granularity: 2 ** dir[p + 17]!,
+      inUse: (flags & 1) !== 0,
+      auto: (flags & 2) !== 0,
+      tableOffset: be32(dir, p) * 4294967296 + be32(dir, p + 4),
+      tableSize: be32(dir, p + 8),
+    });
+    p += Math.ceil((24 + extra + nameSize) / 8) * 8;
+  }
+  return out;
+}

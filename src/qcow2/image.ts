@@ -32,10 +32,11 @@ import {
 } from './constants.ts';
 import type { CorruptionEvent } from './errors.ts';
 import { Qcow2Error, errnoOf, withErrno, asErrno } from './errors.ts';
-import type { BitmapsExtension, FeatureName, HeaderState, RawHeader } from './header.ts';
-import { parseRawHeader, readExtensions, serializeHeader } from './header.ts';
+import type { BitmapsExtension, FeatureName, HeaderState } from './header.ts';
+import { parseRawHeader, readBitmapDirectory, readExtensions, serializeHeader } from './header.ts';
+import type { BitmapInfo } from './header.ts';
 import { be32, flushStorage, readAt, writeAt, sizeOf, withoutFlush } from './io.ts';
-import { OL_MAIN_HEADER, preWriteOverlapCheck } from './metadata.ts';
+import { preWriteOverlapCheck } from './metadata.ts';
 import { flushCaches, refcountInit, writeCaches, getRefcount } from './refcount.ts';
 import type { Qcow2BlockStatus } from './rw.ts';
 import {
@@ -57,9 +58,9 @@ import { amend as amendImage, changeBackingFile } from './amend.ts';
 import { makeEmpty } from './misc.ts';
 import type { Snapshot } from './snapshot-types.ts';
 import type { SnapshotCreateInfo } from './snapshot.ts';
-import { createSnapshot, deleteSnapshot, gotoSnapshot, readSnapshots, validateTable } from './snapshot.ts';
+import { createSnapshot, deleteSnapshot, gotoSnapshot, loadSnapshotTemporarily, readSnapshots, validateTable } from './snapshot.ts';
 import type { GuestReader } from './state.ts';
-import { DISCARD_OTHER, DISCARD_REQUEST, DISCARD_SNAPSHOT, State } from './state.ts';
+import { State } from './state.ts';
 
 export interface Qcow2OpenOptions {
   /** The image file (metadata, and data unless there is an external data file). */
@@ -128,17 +129,20 @@ export interface Qcow2HeaderInfo {
   unknownExtensions: number[];
 }
 
-interface OpenContext {
-  raw: RawHeader;
-  clusterSize: number;
-}
-
 function fixedFail(errno: number, message: string): never {
   throw new Qcow2Error(errno, message);
 }
 
 /** Validate and load everything qcow2_do_open() does, in its order. */
-function loadImage(opts: Qcow2OpenOptions): { s: State; ownedDataFile: Storage | null; warnings: string[] } {
+interface Loaded {
+  s: State;
+  ownedDataFile: Storage | null;
+  warnings: string[];
+  /** The header must be rewritten (dropped bitmaps extension, cleared autoclear bits). */
+  updateHeader: boolean;
+}
+
+function loadImage(opts: Qcow2OpenOptions): Loaded {
   const file = opts.noFlush ? withoutFlush(opts.file) : opts.file;
   const readOnly = opts.readOnly ?? false;
   const check = opts.check ?? false;
@@ -205,7 +209,6 @@ function loadImage(opts: Qcow2OpenOptions): { s: State; ownedDataFile: Storage |
   if (h.refcountOrder > 6) fixedFail(Errno.EINVAL, 'Reference count entry width too large; may not exceed 64 bits');
   if (h.refcountTableClusters === 0 && !check) fixedFail(Errno.EINVAL, 'Image does not contain a reference count table');
 
-  const ctx: OpenContext = { raw: h, clusterSize: cs };
   const hdr: HeaderState = {
     version: h.version,
     clusterBits: h.clusterBits,
@@ -271,9 +274,6 @@ function loadImage(opts: Qcow2OpenOptions): { s: State; ownedDataFile: Storage |
     opts.passDiscardSnapshot ?? true,
     opts.passDiscardOther ?? false,
   ];
-  void DISCARD_REQUEST;
-  void DISCARD_SNAPSHOT;
-  void DISCARD_OTHER;
   if (h.cryptMethod > CRYPT_LUKS) fixedFail(Errno.EINVAL, `Unsupported encryption method ${h.cryptMethod}`);
 
   try {
@@ -358,8 +358,7 @@ function loadImage(opts: Qcow2OpenOptions): { s: State; ownedDataFile: Storage |
     }
     if (exts.bitmapsInconsistent && readOnly) updateHeader = false;
     s.backing = opts.backing ?? null;
-    void ctx;
-    return { s, ownedDataFile, warnings: updateHeader ? [...warnings, '\u0000update'] : warnings };
+    return { s, ownedDataFile, warnings, updateHeader };
   } catch (err) {
     if (ownedDataFile) ownedDataFile.close();
     throw err;
@@ -382,10 +381,9 @@ function unsupportedFeatures(table: FeatureName[] | undefined, mask: bigint): st
 
 /** Open an existing qcow2 image. Throws Qcow2Error with QEMU's message on failure. */
 export function openQcow2(opts: Qcow2OpenOptions): Qcow2Image {
-  const { s, ownedDataFile, warnings } = loadImage(opts);
-  const needUpdate = warnings.includes('\u0000update');
+  const { s, ownedDataFile, warnings, updateHeader: needUpdate } = loadImage(opts);
   const img = new Qcow2Image(s, ownedDataFile, opts);
-  for (const w of warnings) if (w !== '\u0000update') opts.onWarning?.(w);
+  for (const w of warnings) opts.onWarning?.(w);
   try {
     if (needUpdate) {
       try {
@@ -668,6 +666,21 @@ export class Qcow2Image {
     this.guard(() => makeEmpty(this.state, () => this.markClean()));
   }
 
+  /** Switch this read-only image to a snapshot's contents (qemu-img -l / snapshot.*). */
+  loadSnapshotTemporarily(id: string | undefined, name: string | undefined): void {
+    if (!this.state.readOnly) throw new ErrnoError(Errno.EINVAL);
+    this.guard(() => {
+      invalidateReadCache();
+      loadSnapshotTemporarily(this.state, id, name);
+    });
+  }
+
+  /** Persistent bitmaps listed in the image (kept untouched by the engine). */
+  listBitmaps(): BitmapInfo[] {
+    const b = this.state.hdr.bitmaps;
+    return b ? this.guard(() => readBitmapDirectory(this.state.file, b)) : [];
+  }
+
   /** List snapshots; ENOTSUP for images with an external data file, as QEMU. */
   listSnapshots(): Snapshot[] {
     if (this.state.hasDataFile) throw new ErrnoError(Errno.ENOTSUP);
@@ -689,7 +702,7 @@ export class Qcow2Image {
         s.l2Cache.flush();
       } catch (err) {
         ok = false;
-        errors.push(withErrno('Failed to flush the L2 table cache', errnoOf(err)).replace(/^/, ''));
+        errors.push(withErrno('Failed to flush the L2 table cache', errnoOf(err)));
       }
       try {
         s.refblockCache.flush();
@@ -734,5 +747,4 @@ export class Qcow2Image {
   }
 }
 
-export { OL_MAIN_HEADER };
 export type { Prealloc };

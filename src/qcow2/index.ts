@@ -31,6 +31,7 @@
  *     listSnapshots()
  *     check(repair?: 'none'|'leaks'|'all') -> Qcow2CheckResult
  *     amend(opts: Qcow2AmendOptions), changeBackingFile(file?, format?), makeEmpty()
+ *     loadSnapshotTemporarily(id?, name?) (read-only images), listBitmaps()
  *   measureQcow2(opts: Qcow2MeasureOptions, input?: MeasureInput) -> Qcow2MeasureResult
  *     close() -> string[]                  flush + clear dirty bit; messages of failures
  *
@@ -43,6 +44,7 @@ export { openQcow2, Qcow2Image } from './image.ts';
 export type { Qcow2OpenOptions, Qcow2HeaderInfo } from './image.ts';
 export type { Qcow2BlockStatus } from './rw.ts';
 export type { GuestReader } from './state.ts';
+export type { BitmapInfo } from './header.ts';
 export type { Prealloc, ResizeOptions } from './resize.ts';
 export type { Snapshot } from './snapshot-types.ts';
 export type { CheckFix, CheckMessage, Qcow2CheckResult } from './check.ts';

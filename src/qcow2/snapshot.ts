@@ -465,3 +465,22 @@ export function deleteSnapshot(s: State, id: string | undefined, name: string | 
   }
 }
 
+
+/** qcow2_snapshot_load_tmp(): show a snapshot's state through a read-only image. */
+export function loadSnapshotTemporarily(s: State, id: string | undefined, name: string | undefined): void {
+  const index = findByIdAndName(s, id, name);
+  if (index < 0) throw new Qcow2Error(Errno.ENOENT, "Can't find snapshot");
+  const sn = s.snapshots[index]!;
+  validateTable(s, sn.l1TableOffset, sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
+  let l1: { hi: Uint32Array; lo: Uint32Array };
+  try {
+    l1 = readL1(s, sn.l1TableOffset, sn.l1Size);
+  } catch (err) {
+    throw new Qcow2Error(errnoOf(err), 'Failed to read l1 table for snapshot');
+  }
+  s.l1Hi = l1.hi;
+  s.l1Lo = l1.lo;
+  s.hdr.l1Size = sn.l1Size;
+  s.hdr.l1TableOffset = sn.l1TableOffset;
+  invalidateMetadata(s);
+}
