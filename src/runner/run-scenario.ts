@@ -384,11 +384,13 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
           });
           break;
         case 'qemu-img':
-          await tool('qemu-img', step.args.map(x), step);
+        case 'qemu-io': {
+          // A here-document expands variables, as `<<EOF` does.
+          const options = { ...step, ...(step.stdin !== undefined ? { stdin: x(step.stdin) } : {}) };
+          const prefix = step.kind === 'qemu-io' ? [...settings.qemuIoOptions, ...(step.noFmt ? [] : ['-f', settings.imgfmt])] : [];
+          await tool(step.kind, [...prefix, ...step.args.map(x)], options);
           break;
-        case 'qemu-io':
-          await tool('qemu-io', [...settings.qemuIoOptions, ...(step.noFmt ? [] : ['-f', settings.imgfmt]), ...step.args.map(x)], step);
-          break;
+        }
         case 'io_pattern': {
           const pattern = x(step.pattern);
           const start = int(step.start, 'start');
