@@ -11,9 +11,26 @@ import type { Backend, QmpConnection, QmpLaunch, ToolInvocation, ToolName, ToolR
 /** The QEMU release the built-in engine reproduces. */
 export const BUILTIN_QEMU_VERSION = '7.2.22';
 
-async function loadTool(tool: ToolName): Promise<ToolMain> {
+/** fgets() over a fixed stdin text: lines without their newline, null at the end. */
+export function lineReader(text: string): () => string | null {
+  let pos = 0;
+  return () => {
+    if (pos >= text.length) return null;
+    const nl = text.indexOf('\n', pos);
+    const end = nl < 0 ? text.length : nl;
+    const line = text.slice(pos, end);
+    pos = nl < 0 ? text.length : nl + 1;
+    return line;
+  };
+}
+
+async function loadTool(tool: ToolName, stdin: string | undefined): Promise<ToolMain> {
   // Loaded lazily: a run that never calls qemu-img does not pay for its modules.
-  if (tool === 'qemu-io') return (await import('../tools/qemu-io/main.ts')).qemuIoMain;
+  if (tool === 'qemu-io') {
+    const { qemuIoMain, runQemuIo } = await import('../tools/qemu-io/main.ts');
+    if (stdin === undefined) return qemuIoMain;
+    return (argv, ctx) => runQemuIo(argv, ctx, lineReader(stdin));
+  }
   return (await import('../tools/qemu-img/main.ts')).qemuImgMain;
 }
 
@@ -21,8 +38,12 @@ export function createBuiltinBackend(): Backend {
   return {
     name: 'builtin',
 
+    features(): readonly string[] {
+      return ['qmp', 'tool-stdin'];
+    },
+
     async runTool(inv: ToolInvocation): Promise<ToolRun> {
-      const main = await loadTool(inv.tool);
+      const main = await loadTool(inv.tool, inv.stdin);
       const sink = new RecordingSink();
       const exitCode = await main(inv.args, { out: sink, cwd: inv.cwd, env: inv.env, pathPolicy: inv.pathPolicy });
       // Process exit flushes stdout.

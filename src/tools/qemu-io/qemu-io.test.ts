@@ -101,6 +101,15 @@ describe('builtin backend', () => {
     expect(separate.stdout.startsWith('read 512/512 bytes at offset 0\n')).toBe(true);
   });
 
+  it('feeds stdin lines to qemu-io', async () => {
+    const backend = createBuiltinBackend();
+    expect(backend.features?.()).toContain('tool-stdin');
+    const r = await backend.runTool({ tool: 'qemu-io', args: ['-f', 'raw', 'r.img'], cwd: dir, env: {}, streams: 'merged', stdin: 'length\nbogus\n' });
+    // The prompt is flushed before each line is read, so stderr lands after it (as with 7.2).
+    expect(r.merged).toBe('qemu-io> 1 MiB\nqemu-io> command "bogus" not found\nqemu-io> ');
+    expect(r.exitCode).toBe(1);
+  });
+
   it('enforces the path policy of a scenario', async () => {
     const backend = createBuiltinBackend();
     const pathPolicy = {
