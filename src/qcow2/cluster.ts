@@ -624,7 +624,11 @@ export function mergeCow(offset: number, bytes: number, data: Uint8Array, metas:
   return false;
 }
 
-/** perform_cow(): copy the untouched parts of newly allocated clusters. */
+/**
+ * perform_cow(): copy the untouched parts of newly allocated clusters. QEMU may instead
+ * zero them with fallocate (handle_alloc_space); Node cannot allocate without writing, and
+ * holes would change what block status (and `qemu-img map`) report, so zeroes are written.
+ */
 function performCow(s: State, m: L2Meta): void {
   const start = m.cowStart;
   const end = m.cowEnd;
