@@ -13,6 +13,7 @@
 import * as path from 'node:path';
 import { Errno, ErrnoError } from '../../errno.ts';
 import { openQcow2, Qcow2Image, corruptionLine, type GuestReader, type Qcow2BlockStatus } from '../../qcow2/index.ts';
+import { readGuest, writeGuest } from '../../qcow2/rw.ts';
 import { BlockOpenError } from '../errors.ts';
 import { BaseNode, debugEventOn, type NodeInfo, type TruncateOptions } from '../node.ts';
 import { NodeStorage } from '../storage-adapter.ts';
@@ -134,9 +135,33 @@ export class Qcow2Node extends BaseNode {
     throw new ErrnoError(Errno.ENOTSUP);
   }
 
-  override getInfo(): NodeInfo {
+  /** qcow2_vm_state_offset: the VM state lives past the guest disk, from this L1 index on. */
+  private vmStateOffset(): number {
     const st = this.image.state as unknown as { l1VmStateIndex: number; l2Bits: number; clusterBits: number };
-    return { clusterSize: this.image.clusterSize, vmStateOffset: st.l1VmStateIndex * 2 ** (st.clusterBits + st.l2Bits) };
+    return st.l1VmStateIndex * 2 ** (st.clusterBits + st.l2Bits);
+  }
+
+  override getInfo(): NodeInfo {
+    return { clusterSize: this.image.clusterSize, vmStateOffset: this.vmStateOffset() };
+  }
+
+  /** bdrv_load_vmstate (qemu-io read -b): guest-path read in the VM state area. */
+  loadVmState(pos: number, buf: Uint8Array): void {
+    try {
+      readGuest(this.image.state, this.vmStateOffset() + pos, buf);
+    } catch (err) {
+      throw err instanceof ErrnoError ? err : new ErrnoError(Errno.EIO);
+    }
+  }
+
+  /** bdrv_save_vmstate (qemu-io write -b). */
+  saveVmState(pos: number, data: Uint8Array): void {
+    if (this.readOnly) throw new ErrnoError(Errno.EPERM);
+    try {
+      writeGuest(this.image.state, this.vmStateOffset() + pos, data);
+    } catch (err) {
+      throw err instanceof ErrnoError ? err : new ErrnoError(Errno.EIO);
+    }
   }
 
   protected override doClose(): void {
