@@ -115,11 +115,6 @@ function findProtocol(filename: string, allowPrefix: boolean): BlockDriverDef {
   return drv;
 }
 
-interface ParentLink {
-  parent: { nodeName: string };
-  role: ChildRole;
-}
-
 /**
  * bdrv_open_inherit: one node (and the children it needs) from a filename, a reference to an
  * existing node, and/or flat options. `options` is consumed.
@@ -131,9 +126,7 @@ export function openNode(
   flags: OpenFlags,
   env: OpenEnv,
   parseFilename = true,
-  link?: ParentLink,
 ): BaseNode {
-  void link;
   if (reference !== undefined) {
     if (filename !== undefined || options.size > 0) {
       throw new BlockOpenError('Cannot reference an existing block device with additional options or a new filename');
@@ -209,7 +202,6 @@ export function openNode(
     req: ChildOpenRequest,
     parentIsFormat: boolean,
     parentIsProtocol: boolean,
-    parentName: string,
   ): BaseNode | undefined => {
     const childOptions = new QDict();
     const prefix = `${req.role}.`;
@@ -229,10 +221,7 @@ export function openNode(
     const cf = childFlags(req.role, parentIsFormat, parentIsProtocol);
     if (req.readOnly) cf.readOnly = true;
     if (req.format !== undefined && !childOptions.has('driver') && ref === undefined) childOptions.set('driver', req.format);
-    const child = openNode(req.filename, ref, childOptions, cf, env, req.parseFilename ?? true, {
-      parent: { nodeName: parentName },
-      role: req.role,
-    });
+    const child = openNode(req.filename, ref, childOptions, cf, env, req.parseFilename ?? true);
     if (ref === undefined) opened.push(child);
     return child;
   };
@@ -241,7 +230,7 @@ export function openNode(
   let file: BaseNode | undefined;
   try {
     if (!protocol) {
-      file = openChildFrom(options, { role: 'file', filename, allowNone: true }, true, false, '');
+      file = openChildFrom(options, { role: 'file', filename, allowNone: true }, true, false);
     }
     let probed = false;
     if (!drv) {
@@ -302,7 +291,7 @@ export function openNode(
       aio: flags.aio,
       noIo: flags.noIo === true,
       env,
-      openChild: (req) => openChildFrom(options, req, thisIsFormat, drv!.protocol, nodeName),
+      openChild: (req) => openChildFrom(options, req, thisIsFormat, drv!.protocol),
     });
     node.unmapAllowed = unmap;
     node.noIo = flags.noIo === true;

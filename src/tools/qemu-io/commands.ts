@@ -12,6 +12,7 @@ import { Getopt } from '../common/getopt.ts';
 import { humanSize } from '../common/human.ts';
 import { cvtnum, cvtnumErrorText, strtolFull } from '../common/numbers.ts';
 import { EXTENDED_HELP } from './help.ts';
+import { BLKDEBUG_EVENTS } from '../../block/drivers/blkdebug.ts';
 import { dumpQObject } from './dump.ts';
 import { formatSpecific } from '../qemu-img/engine.ts';
 import { dumpBuffer, elapsed, now, parsePattern, report } from './report.ts';
@@ -900,8 +901,10 @@ function breakCmd(s: IoSession, argv: string[]): number {
     s.out(`Could not set breakpoint: ${strerror(Errno.ENOTSUP)}\n`);
     return -Errno.ENOTSUP;
   }
-  const events = ['none', 'read_aio', 'write_aio', 'flush_to_os', 'flush_to_disk'];
-  void events;
+  if (!(BLKDEBUG_EVENTS as readonly string[]).includes(argv[1]!)) {
+    s.out(`Could not set breakpoint: ${strerror(Errno.ENOENT)}\n`);
+    return -Errno.ENOENT;
+  }
   dbg.breakpoints.set(argv[2]!, argv[1]!);
   return 0;
 }
