@@ -1,7 +1,7 @@
 /**
  * Defaults for `qtest run`. Every path is relative to this file's folder; the QEMU binaries
  * can also be set with QEMU_IMG, QEMU_IO, QEMU_PROG and QSD_PROG in the environment, and the
- * folders with QTEST_SCENARIOS, QTEST_EXPECTED and QTEST_SCRATCH (tests use these).
+ * folders with QTEST_SCENARIOS, QTEST_EXPECTED, QTEST_SCRATCH and QTEST_STATE (tests use these).
  */
 export interface RunnerConfig {
   scenariosDir: string;
@@ -10,6 +10,10 @@ export interface RunnerConfig {
   /** Scratch space; each scenario gets its own TEST_DIR below it. */
   testDirRoot: string;
   defaultBackend: 'builtin' | 'qemu';
+  /** QEMU version (major.minor) the unversioned expected/NNN.out files are recorded from. */
+  referenceQemu: string;
+  /** Where qtest keeps its memory between runs (last results, timings); QTEST_STATE moves it. */
+  stateDir: string;
   imgfmt: string;
   imgproto: string;
   /** Options every qemu-io invocation gets before the scenario's own (iotests' QEMU_IO). */
@@ -32,6 +36,8 @@ const config: RunnerConfig = {
   filtersDir: 'filters',
   testDirRoot: env.QTEST_SCRATCH ?? '.qtest/scratch',
   defaultBackend: 'builtin',
+  referenceQemu: '7.2',
+  stateDir: env.QTEST_STATE ?? '.qtest',
   imgfmt: 'qcow2',
   imgproto: 'file',
   qemuIoOptions: ['--cache', 'writeback', '--aio', 'threads'],

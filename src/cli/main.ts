@@ -7,6 +7,8 @@ type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, { summary: string; load: () => Promise<{ default: Command }> }> = {
   run: { summary: 'run scenarios and compare with expected transcripts', load: () => import('./run.ts') },
+  crosscheck: { summary: 'run scenarios on both backends and compare them with each other', load: () => import('./crosscheck.ts') },
+  new: { summary: 'create a scenario skeleton', load: () => import('./new.ts') },
   list: { summary: 'list scenarios', load: () => import('./list.ts') },
   show: { summary: 'print a scenario as the equivalent iotests bash', load: () => import('./show.ts') },
   'qemu-img': { summary: 'the built-in engine as a drop-in qemu-img', load: () => import('./qemu-img.ts') },

@@ -7,29 +7,40 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import pc from 'picocolors';
 import { BackendError } from '../backends/qemu.ts';
-import { loadFilterDir } from '../filters/load.ts';
+import type { Backend } from '../backends/types.ts';
 import { colorDiff } from '../report/compare.ts';
 import { REPORTERS, renderReport } from '../report/reporters.ts';
 import type { ReporterName } from '../report/reporters.ts';
 import type { ScenarioResult } from '../report/results.ts';
-import { summaryLine } from '../report/results.ts';
+import { notRunLine, summaryLine } from '../report/results.ts';
 import { ValidationError } from '../scenario/location.ts';
+import type { Scenario } from '../scenario/types.ts';
 import { BACKEND_NAMES, createBackend, qemuProgName } from '../runner/backends.ts';
 import type { BackendName } from '../runner/backends.ts';
-import { SelectionError, config, loadScenarios, projectPaths, selectIds } from '../runner/project.ts';
+import { parseVersion } from '../runner/expected.ts';
+import { SelectionError, config, loadScenarios, projectPaths } from '../runner/project.ts';
+import type { RunSettings } from '../runner/run-scenario.ts';
+import { RunState, orderByTiming } from '../runner/state.ts';
 import { runSuite } from '../runner/suite.ts';
 import { UsageError, parseCommandLine, positiveInt, splitList } from './args.ts';
+import { checkShard, selectScenarios } from './selection.ts';
+import { watchScenarios } from './watch.ts';
 
 const USAGE = `Usage: qtest run [options] [ID|glob ...]
 
-Runs scenarios/ID.yaml (all when none given) and compares with expected/ID.out.
+Runs scenarios/ID.yaml (all when none given) and compares with expected/ID.out (or the variant
+for the image format and QEMU version, see README).
 
 Options:
   --backend NAME          builtin or qemu (default: ${config.defaultBackend})
   -g, --group G           only scenarios in group G (repeatable, comma-separated)
   -x, --exclude-group G   skip scenarios in group G (repeatable, comma-separated)
   --accept                write the actual transcripts to expected/ (bless)
-  -j, --jobs N            run N scenarios at once, each in its own TEST_DIR
+  -j, --jobs N            run N scenarios at once, each in its own TEST_DIR (slowest first)
+  --qemu-version X.Y      builtin backend: compare with the expected variant for QEMU X.Y
+  --rerun-failed          run the scenarios that failed or errored in the last run
+  --shard I/N             only the I-th of N round-robin slices of the selection (CI matrices)
+  --watch                 after the run, rerun a scenario whenever it or its expected file changes
   --reporter FORMAT       also write a json, junit or tap report
   --output FILE           where the report goes (default: stdout; progress then goes to stderr)
   --keep                  keep each scenario's TEST_DIR under ${config.testDirRoot}
@@ -42,6 +53,10 @@ const OPTIONS = {
   'exclude-group': { type: 'string', short: 'x', multiple: true },
   accept: { type: 'boolean' },
   jobs: { type: 'string', short: 'j' },
+  'qemu-version': { type: 'string' },
+  'rerun-failed': { type: 'boolean' },
+  shard: { type: 'string' },
+  watch: { type: 'boolean' },
   reporter: { type: 'string' },
   output: { type: 'string' },
   keep: { type: 'boolean' },
@@ -53,8 +68,12 @@ function fail(message: string): number {
   return 2;
 }
 
-function formatTime(ms: number): string {
+export function formatTime(ms: number): string {
   return `${(ms / 1000).toFixed(2)}s`;
+}
+
+export function runSettings(): RunSettings {
+  return { imgfmt: config.imgfmt, imgproto: config.imgproto, qemuIoOptions: config.qemuIoOptions, qemuProgName: qemuProgName(config) };
 }
 
 export default async function run(argv: string[]): Promise<number> {
@@ -79,9 +98,17 @@ export default async function run(argv: string[]): Promise<number> {
     reporter = values.reporter as ReporterName;
   }
   if (values.output !== undefined && reporter === undefined) return fail('--output needs --reporter');
+  const qemuVersionOption = values['qemu-version'];
+  if (qemuVersionOption !== undefined) {
+    if (!parseVersion(qemuVersionOption)) return fail(`--qemu-version needs a version such as 7.2 or 8.2.1, got '${qemuVersionOption}'`);
+    if (backendName !== 'builtin') return fail('--qemu-version is for the builtin backend; the qemu backend compares with the variant for its own version');
+  }
+  if (values.watch && values.accept) return fail('--watch and --accept do not go together (a blessed file would trigger its own rerun)');
+  if (values.watch && reporter !== undefined) return fail('--watch writes no reports; leave out --reporter');
   let jobs: number;
   try {
     jobs = positiveInt(values.jobs, '-j/--jobs', 1);
+    checkShard(values.shard);
   } catch (err) {
     return fail((err as Error).message);
   }
@@ -94,69 +121,87 @@ export default async function run(argv: string[]): Promise<number> {
   const c = pc.createColors(color);
 
   const paths = projectPaths();
-  let filters;
-  let scenarios;
+  const state = new RunState(paths.stateDir);
+  let selection;
   try {
-    filters = loadFilterDir(paths.filtersDir);
-    const ids = selectIds(positionals, paths.scenariosDir);
-    if (ids.length === 0) return fail(`no scenarios in ${paths.scenariosDir}`);
-    scenarios = loadScenarios(ids, paths.scenariosDir, new Set(filters.keys()));
+    selection = selectScenarios({ patterns: positionals, include, exclude, rerunFailed: values['rerun-failed'] === true, ...(values.shard !== undefined ? { shard: values.shard } : {}) }, paths);
   } catch (err) {
-    if (err instanceof ValidationError || err instanceof SelectionError) return fail(err.message);
+    if (err instanceof ValidationError || err instanceof SelectionError || err instanceof UsageError) return fail(err.message);
     throw err;
   }
-  scenarios = scenarios.filter((s) => (include.length === 0 || s.groups.some((g) => include.includes(g))) && !s.groups.some((g) => exclude.includes(g)));
-  if (scenarios.length === 0) return fail('no scenario left after group selection');
+  if (selection.nothingFailed) {
+    progress.write('nothing failed in the last run; nothing to rerun\n');
+    return 0;
+  }
+  if (selection.scenarios.length === 0) {
+    if (positionals.length === 0 && include.length === 0 && exclude.length === 0 && values.shard === undefined) return fail(`no scenarios in ${paths.scenariosDir}`);
+    return fail(values.shard !== undefined ? `shard ${values.shard} is empty` : 'no scenario left after group selection');
+  }
 
-  let backend;
-  let qemuVersion: string;
+  let backend: Backend;
+  let backendVersion: string;
   try {
     backend = await createBackend(backendName, config);
-    qemuVersion = await backend.qemuVersion();
+    backendVersion = await backend.qemuVersion();
   } catch (err) {
     if (err instanceof BackendError) return fail(err.message);
     throw err;
   }
+  const qemuVersion = qemuVersionOption ?? backendVersion;
 
-  const width = Math.max(...scenarios.map((s) => s.id.length));
   const label: Record<ScenarioResult['status'], string> = {
     pass: c.green('pass'),
     fail: c.red('fail'),
     skip: c.yellow('skip'),
     error: c.red(c.bold('error')),
   };
-  progress.write(c.dim(`qtest: ${scenarios.length} scenario${scenarios.length === 1 ? '' : 's'}, backend ${backend.name} (QEMU ${qemuVersion}), ${config.imgfmt}/${config.imgproto}\n`));
-
-  const started = performance.now();
-  const results = await runSuite(scenarios, {
+  const settings = runSettings();
+  const suiteBase = {
     backend,
-    filters,
-    settings: {
-      imgfmt: config.imgfmt,
-      imgproto: config.imgproto,
-      qemuIoOptions: config.qemuIoOptions,
-      qemuProgName: qemuProgName(config),
-    },
+    filters: selection.filters,
+    settings,
     expectedDir: paths.expectedDir,
     testDirRoot: paths.testDirRoot,
     accept: values.accept === true,
-    jobs,
     keep: values.keep === true,
-    onResult(result) {
-      let line = `${result.id.padEnd(width)}  ${label[result.status]}  ${c.dim(formatTime(result.durationMs).padStart(6))}`;
-      if (result.accepted) line += `  ${c.cyan(result.message ?? 'accepted')}`;
-      else if (result.message && result.status !== 'pass') line += `  ${result.message}`;
-      let block = `${line}\n`;
-      if (result.diff) block += `${colorDiff(result.diff.replace(/\n$/, ""), color)}\n`;
-      if (result.badFile) block += `${c.dim(`actual transcript saved to ${result.badFile}`)}\n`;
-      progress.write(block);
-    },
-  });
-  const durationMs = Math.round(performance.now() - started);
-  progress.write(`${summaryLine(results)} ${c.dim(`(${formatTime(durationMs)})`)}\n`);
+    qemuVersion,
+    referenceVersion: config.referenceQemu,
+  };
+
+  async function runBatch(scenarios: readonly Scenario[], batchJobs: number): Promise<{ results: ScenarioResult[]; durationMs: number }> {
+    const width = Math.max(...scenarios.map((s) => s.id.length));
+    const versionNote = qemuVersionOption !== undefined ? `, expected for QEMU ${qemuVersionOption}` : '';
+    progress.write(c.dim(`qtest: ${scenarios.length} scenario${scenarios.length === 1 ? '' : 's'}, backend ${backend.name} (QEMU ${backendVersion}${versionNote}), ${config.imgfmt}/${config.imgproto}\n`));
+    const ordered = orderByTiming(scenarios, state.timings(backend.name), batchJobs);
+    const started = performance.now();
+    const results = await runSuite(ordered, {
+      ...suiteBase,
+      jobs: batchJobs,
+      onResult(result) {
+        let line = `${result.id.padEnd(width)}  ${label[result.status]}  ${c.dim(formatTime(result.durationMs).padStart(6))}`;
+        if (result.accepted) line += `  ${c.cyan(result.message ?? 'accepted')}`;
+        else if (result.message && result.status !== 'pass') line += `  ${result.message}`;
+        let block = `${line}\n`;
+        if (result.diff) block += `${colorDiff(result.diff.replace(/\n$/, ''), color)}\n`;
+        if (result.badFile) block += `${c.dim(`actual transcript saved to ${result.badFile}`)}\n`;
+        progress.write(block);
+      },
+    });
+    const durationMs = Math.round(performance.now() - started);
+    // Reports and the state list scenarios in selection order, whatever order they ran in.
+    const byId = new Map(results.map((r) => [r.id, r]));
+    const inOrder = scenarios.map((s) => byId.get(s.id)!);
+    progress.write(`${summaryLine(inOrder)} ${c.dim(`(${formatTime(durationMs)})`)}\n`);
+    const notRun = notRunLine(inOrder);
+    if (notRun) progress.write(`${c.yellow(notRun)}\n`);
+    state.record(backend.name, inOrder);
+    return { results: inOrder, durationMs };
+  }
+
+  const { results, durationMs } = await runBatch(selection.scenarios, jobs);
 
   if (reporter !== undefined) {
-    const report = renderReport(reporter, { backend: backend.name, qemuVersion, results, durationMs });
+    const report = renderReport(reporter, { backend: backend.name, qemuVersion: backendVersion, results, durationMs });
     if (values.output !== undefined) {
       const target = path.resolve(values.output);
       fs.mkdirSync(path.dirname(target), { recursive: true });
@@ -164,6 +209,29 @@ export default async function run(argv: string[]): Promise<number> {
     } else {
       process.stdout.write(report);
     }
+  }
+
+  if (values.watch) {
+    return watchScenarios({
+      ids: selection.scenarios.map((s) => s.id),
+      patterns: positionals,
+      scenariosDir: paths.scenariosDir,
+      expectedDir: paths.expectedDir,
+      log: (text) => progress.write(text),
+      async rerun(ids) {
+        let scenarios: Scenario[];
+        try {
+          scenarios = loadScenarios(ids, paths.scenariosDir, new Set(selection.filters.keys()));
+        } catch (err) {
+          if (err instanceof ValidationError) {
+            progress.write(`${c.red(err.message)}\n`);
+            return;
+          }
+          throw err;
+        }
+        await runBatch(scenarios, jobs);
+      },
+    });
   }
   return results.some((r) => r.status === 'fail' || r.status === 'error') ? 1 : 0;
 }

@@ -37,3 +37,10 @@ export function summaryLine(results: readonly ScenarioResult[]): string {
   if (n.skip > 0) line += `, ${n.skip} skipped`;
   return line;
 }
+
+/** iotests' "Not run:" line: the skipped scenarios with their reasons, or null when none. */
+export function notRunLine(results: readonly ScenarioResult[]): string | null {
+  const skipped = results.filter((r) => r.status === 'skip');
+  if (skipped.length === 0) return null;
+  return `Not run: ${skipped.map((r) => `${r.id} (${r.message ?? 'skipped'})`).join(', ')}`;
+}

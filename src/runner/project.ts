@@ -15,6 +15,7 @@ export interface ProjectPaths {
   expectedDir: string;
   filtersDir: string;
   testDirRoot: string;
+  stateDir: string;
 }
 
 export function projectPaths(cfg: RunnerConfig = config, root = PROJECT_ROOT): ProjectPaths {
@@ -23,6 +24,7 @@ export function projectPaths(cfg: RunnerConfig = config, root = PROJECT_ROOT): P
     expectedDir: path.resolve(root, cfg.expectedDir),
     filtersDir: path.resolve(root, cfg.filtersDir),
     testDirRoot: path.resolve(root, cfg.testDirRoot),
+    stateDir: path.resolve(root, cfg.stateDir),
   };
 }
 

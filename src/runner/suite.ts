@@ -1,18 +1,20 @@
 /**
  * Runs selected scenarios (optionally several at once, each in its own TEST_DIR), compares each
- * transcript with expected/NNN.out, saves mismatches as expected/NNN.out.bad and, with accept,
- * blesses the actual transcript.
+ * transcript with its expected variant (expected.ts), saves mismatches next to it as `.bad` and,
+ * with accept, blesses the actual transcript.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Backend } from '../backends/types.ts';
+import { BackendUnsupportedError } from '../backends/types.ts';
 import type { FilterDef } from '../filters/types.ts';
 import { transcriptDiff } from '../report/compare.ts';
 import type { ScenarioResult } from '../report/results.ts';
 import type { Scenario } from '../scenario/types.ts';
+import { acceptTarget, listVariants, selectVariant } from './expected.ts';
 import { displayPath } from './project.ts';
-import { PathEscapeError, runScenario } from './run-scenario.ts';
-import type { RunSettings } from './run-scenario.ts';
+import { PathEscapeError, ScenarioRunError, runScenario } from './run-scenario.ts';
+import type { RunOutcome, RunSettings } from './run-scenario.ts';
 
 export interface SuiteOptions {
   backend: Backend;
@@ -24,72 +26,109 @@ export interface SuiteOptions {
   jobs: number;
   /** Keep each TEST_DIR after the run (default: removed). */
   keep: boolean;
+  /** The QEMU version whose expected variant applies (the backend's, or --qemu-version). */
+  qemuVersion: string;
+  /** The QEMU version the unversioned expected files are recorded from. */
+  referenceVersion: string;
+  /** Save a mismatching transcript as `<expected>.bad` (default true). */
+  saveBad?: boolean;
   onStart?: (scenario: Scenario) => void;
   onResult?: (result: ScenarioResult, scenario: Scenario) => void;
 }
 
-export function unsuitableReason(scenario: Scenario, settings: RunSettings): string | null {
-  const { fmt, proto } = scenario.requires;
+export function unsuitableReason(scenario: Scenario, settings: RunSettings, backend?: Backend): string | null {
+  const { fmt, proto, features } = scenario.requires;
   if (fmt && !fmt.includes(settings.imgfmt)) return `not suitable for this image format: ${settings.imgfmt}`;
   if (proto && !proto.includes(settings.imgproto)) return `not suitable for this image protocol: ${settings.imgproto}`;
+  if (features && backend?.features) {
+    const have = backend.features();
+    const missing = features.filter((f) => !have.includes(f));
+    if (missing.length > 0) return `backend ${backend.name} lacks ${missing.length === 1 ? 'feature' : 'features'}: ${missing.join(', ')}`;
+  }
   return null;
 }
 
-export async function runOne(scenario: Scenario, opts: SuiteOptions): Promise<ScenarioResult> {
+/** One scenario executed, before any comparison. */
+export interface Execution {
+  status: 'ran' | 'skip' | 'error';
+  outcome?: RunOutcome;
+  message?: string;
+  durationMs: number;
+}
+
+export async function executeScenario(scenario: Scenario, opts: Pick<SuiteOptions, 'backend' | 'filters' | 'settings' | 'testDirRoot' | 'keep'>): Promise<Execution> {
   const started = performance.now();
-  const base = { id: scenario.id, title: scenario.title };
   const elapsed = (): number => Math.round(performance.now() - started);
-  const skip = unsuitableReason(scenario, opts.settings);
-  if (skip) return { ...base, status: 'skip', durationMs: 0, message: skip };
-
-  const expectedFile = path.join(opts.expectedDir, `${scenario.id}.out`);
-  const badFile = `${expectedFile}.bad`;
-  fs.rmSync(badFile, { force: true });
-
+  const skip = unsuitableReason(scenario, opts.settings, opts.backend);
+  if (skip) return { status: 'skip', message: skip, durationMs: 0 };
   fs.mkdirSync(opts.testDirRoot, { recursive: true });
   const testDir = fs.mkdtempSync(path.join(opts.testDirRoot, `${scenario.id}-`));
-  let outcome;
   try {
-    outcome = await runScenario(scenario, { backend: opts.backend, filters: opts.filters, settings: opts.settings, testDir });
+    const outcome = await runScenario(scenario, { backend: opts.backend, filters: opts.filters, settings: opts.settings, testDir });
+    return { status: 'ran', outcome, durationMs: elapsed() };
   } catch (err) {
-    const message = err instanceof PathEscapeError ? err.message : `${err instanceof Error ? err.message : String(err)}`;
-    return { ...base, status: 'error', durationMs: elapsed(), message };
+    if (err instanceof BackendUnsupportedError) return { status: 'skip', message: `backend ${opts.backend.name}: ${err.message}`, durationMs: elapsed() };
+    const known = err instanceof PathEscapeError || err instanceof ScenarioRunError;
+    return { status: 'error', message: known ? (err as Error).message : err instanceof Error ? err.message : String(err), durationMs: elapsed() };
   } finally {
     if (!opts.keep) fs.rmSync(testDir, { recursive: true, force: true });
   }
+}
 
-  const actual = outcome.transcript;
-  let expected: string | null = null;
+/** The expected transcript for this run and where it lives (null text: none yet). */
+export function expectedFor(scenario: Scenario, opts: Pick<SuiteOptions, 'expectedDir' | 'settings' | 'qemuVersion'>): { file: string; text: string | null; selected: ReturnType<typeof selectVariant> } {
+  const selected = selectVariant(listVariants(opts.expectedDir, scenario.id), opts.settings.imgfmt, opts.qemuVersion);
+  const file = selected?.file ?? path.join(opts.expectedDir, `${scenario.id}.out`);
+  let text: string | null = null;
   try {
-    expected = fs.readFileSync(expectedFile, 'utf8');
+    text = fs.readFileSync(file, 'utf8');
   } catch {
-    expected = null;
+    text = null;
   }
-  const shownExpected = displayPath(expectedFile);
+  return { file, text, selected };
+}
+
+export async function runOne(scenario: Scenario, opts: SuiteOptions): Promise<ScenarioResult & { transcript?: string }> {
+  const base = { id: scenario.id, title: scenario.title };
+  const expected = expectedFor(scenario, opts);
+  const badFile = `${expected.file}.bad`;
+  const saveBad = opts.saveBad !== false;
+  if (saveBad) fs.rmSync(badFile, { force: true });
+
+  const run = await executeScenario(scenario, opts);
+  if (run.status === 'skip') return { ...base, status: 'skip', durationMs: run.durationMs, message: run.message! };
+  if (run.status === 'error') return { ...base, status: 'error', durationMs: run.durationMs, message: run.message! };
+  const outcome = run.outcome!;
+  const actual = outcome.transcript;
+  const shownExpected = displayPath(expected.file);
   const shownBad = displayPath(badFile);
 
   if (opts.accept && !outcome.aborted) {
-    if (expected === null || expected !== actual) {
+    const target = acceptTarget(opts.expectedDir, scenario.id, expected.selected, opts.qemuVersion, opts.referenceVersion);
+    if (expected.text === null || expected.text !== actual) {
       fs.mkdirSync(opts.expectedDir, { recursive: true });
-      fs.writeFileSync(expectedFile, actual);
-      return { ...base, status: 'pass', durationMs: elapsed(), accepted: true, message: `wrote ${shownExpected}` };
+      fs.writeFileSync(target, actual);
+      return { ...base, status: 'pass', durationMs: run.durationMs, accepted: true, message: `wrote ${displayPath(target)}`, transcript: actual };
     }
-    return { ...base, status: 'pass', durationMs: elapsed() };
+    return { ...base, status: 'pass', durationMs: run.durationMs, transcript: actual };
   }
 
-  const diff = transcriptDiff(expected ?? '', actual, shownExpected, shownBad);
-  if (expected !== null && diff === '' && !outcome.aborted) return { ...base, status: 'pass', durationMs: elapsed() };
+  const diff = transcriptDiff(expected.text ?? '', actual, shownExpected, shownBad);
+  if (expected.text !== null && diff === '' && !outcome.aborted) return { ...base, status: 'pass', durationMs: run.durationMs, transcript: actual };
 
-  fs.writeFileSync(badFile, actual);
+  if (saveBad) fs.writeFileSync(badFile, actual);
   const message = outcome.aborted
     ? `aborted: ${outcome.aborted}`
-    : expected === null
+    : expected.text === null
       ? `no expected transcript ${shownExpected} (run with --accept to create it)`
       : 'output mismatch';
-  return { ...base, status: 'fail', durationMs: elapsed(), message, diff, badFile: shownBad };
+  return { ...base, status: 'fail', durationMs: run.durationMs, message, diff, ...(saveBad ? { badFile: shownBad } : {}), transcript: actual };
 }
 
-/** Runs with at most `jobs` scenarios at a time; results come back in selection order. */
+/**
+ * Runs with at most `jobs` scenarios at a time, starting them in the given order; results come
+ * back in that order.
+ */
 export async function runSuite(scenarios: readonly Scenario[], opts: SuiteOptions): Promise<ScenarioResult[]> {
   const results: ScenarioResult[] = new Array(scenarios.length);
   let next = 0;
@@ -98,7 +137,7 @@ export async function runSuite(scenarios: readonly Scenario[], opts: SuiteOption
       const i = next++;
       const scenario = scenarios[i]!;
       opts.onStart?.(scenario);
-      const result = await runOne(scenario, opts);
+      const { transcript: _transcript, ...result } = await runOne(scenario, opts);
       results[i] = result;
       opts.onResult?.(result, scenario);
     }
