@@ -11,6 +11,8 @@ import type { BlockDriverDef, DriverOpenContext } from './types.ts';
 import type { BlockNode, BlockStatus } from '../types.ts';
 
 const AIO_MODES = ['threads', 'native', 'io_uring'];
+/** Granularity of hole detection (the host file system's block size). */
+const HOLE_BLOCK = 4096;
 const LOCKING_MODES = ['off', 'on', 'auto'];
 
 export class FileNode extends BaseNode {
@@ -74,9 +76,44 @@ export class FileNode extends BaseNode {
     this.storage.truncate(size);
   }
 
+  /**
+   * file-posix asks the host with SEEK_DATA/SEEK_HOLE: holes are ZERO, the rest DATA. Node
+   * has no lseek(SEEK_DATA), so holes are inferred: nothing allocated means all hole, a fully
+   * allocated file is all data, otherwise a 4 KiB block reads as a hole when it holds only
+   * zeroes (except the first block, which QEMU allocates when it creates a file). Zeroes
+   * written explicitly into a partly sparse file are the case this cannot tell apart.
+   */
   protected override doBlockStatus(offset: number, length: number): BlockStatus {
-    // Node cannot ask the host for holes (no SEEK_DATA); everything reads as data.
-    return { length, allocated: true, data: true, zero: false, compressed: false, offset, file: this };
+    const data = (n: number): BlockStatus => ({ length: n, allocated: true, data: true, zero: false, compressed: false, offset, file: this });
+    const hole = (n: number): BlockStatus => ({ length: n, allocated: true, data: false, zero: true, compressed: false, offset, file: this });
+    const size = this.storage.size();
+    const end = Math.min(offset + length, size);
+    if (offset >= size) return hole(length);
+    const allocated = this.storage.allocatedBytes();
+    if (allocated === 0) return hole(length);
+    if (allocated >= Math.ceil(size / HOLE_BLOCK) * HOLE_BLOCK) return data(length);
+    const blockIsData = (start: number, buf: Uint8Array): boolean => {
+      if (start < HOLE_BLOCK) return true;
+      for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return true;
+      return false;
+    };
+    let pos = offset;
+    let first: boolean | undefined;
+    const buf = new Uint8Array(HOLE_BLOCK);
+    while (pos < end) {
+      const blockStart = pos - (pos % HOLE_BLOCK);
+      const blockEnd = Math.min(blockStart + HOLE_BLOCK, size);
+      const view = buf.subarray(0, blockEnd - blockStart);
+      this.storage.read(blockStart, view);
+      const isData = blockIsData(blockStart, view);
+      first ??= isData;
+      if (isData !== first) break;
+      pos = blockEnd;
+    }
+    const n = Math.min(pos, offset + length) - offset;
+    // Past the end of the file the request is a hole (the block layer pads it with zeroes).
+    const run = pos >= size && first === false ? length : n;
+    return first ? data(n) : hole(run);
   }
 
   protected override doCopyRangeTo(dest: BlockNode, srcOffset: number, destOffset: number, length: number): void {
