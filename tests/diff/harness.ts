@@ -49,6 +49,12 @@ export interface Sequence {
   cli?: boolean;
   /** Also compare the md5 of every file left in the directory. */
   compareFiles?: boolean;
+  /**
+   * Run each compared step once, with separate pipes only (no `2>&1` view). For sequences
+   * whose result depends on which blocks of a sparse file are allocated: restoring the
+   * directory between the two runs cannot reproduce a file's exact extents.
+   */
+  separateOnly?: boolean;
 }
 
 export interface StepResult {
@@ -74,17 +80,30 @@ function tmpFile(): string {
   return path.join(os.tmpdir(), `qtest-diff-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
 }
 
+/** Copy a directory's contents (cp keeps sparse files sparse; exact extents may differ). */
+function copyTree(from: string, to: string): void {
+  fs.mkdirSync(to, { recursive: true });
+  const entries = fs.readdirSync(from).map((f) => path.join(from, f));
+  if (entries.length === 0) return;
+  const r = spawnSync('cp', ['-a', ...entries, to]);
+  if (r.status !== 0) throw new Error(`cp failed: ${r.stderr}`);
+}
+
 /** Run a program twice: with separate pipes, and with one shared file for stdout+stderr. */
-function runProcess(program: string, args: string[], cwd: string, stdin: string | undefined): Omit<StepResult, 'step'> {
+function runProcess(program: string, args: string[], cwd: string, stdin: string | undefined, separateOnly = false): Omit<StepResult, 'step'> {
   const env = { ...process.env, LC_ALL: 'C' };
   const input = stdin ?? '';
+  if (separateOnly) {
+    const r = spawnSync(program, args, { cwd, encoding: 'utf8', env, input });
+    return { exit: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, merged: '' };
+  }
   // The step runs twice (separate pipes, then one shared file); the second run starts from
   // the directory state the first one saw.
   const saved = tmpFile();
-  fs.cpSync(cwd, saved, { recursive: true });
+  copyTree(cwd, saved);
   const sep = spawnSync(program, args, { cwd, encoding: 'utf8', env, input });
   for (const f of fs.readdirSync(cwd)) fs.rmSync(path.join(cwd, f), { recursive: true, force: true });
-  fs.cpSync(saved, cwd, { recursive: true });
+  copyTree(saved, cwd);
   fs.rmSync(saved, { recursive: true, force: true });
   const file = tmpFile();
   const fd = fs.openSync(file, 'w+');
@@ -158,9 +177,10 @@ async function runSide(seq: Sequence, dir: string, ours: boolean): Promise<{ res
       const tool: Tool = 'io' in step ? 'qemu-io' : 'qemu-img';
       const args = 'io' in step ? step.io : step.img;
       let r: Omit<StepResult, 'step'>;
-      if (!ours) r = runProcess(tool === 'qemu-io' ? QEMU_IO : QEMU_IMG, args, dir, step.stdin);
-      else if (seq.cli) r = runProcess(NODE, [QTEST, tool, ...args], dir, step.stdin);
+      if (!ours) r = runProcess(tool === 'qemu-io' ? QEMU_IO : QEMU_IMG, args, dir, step.stdin, seq.separateOnly);
+      else if (seq.cli) r = runProcess(NODE, [QTEST, tool, ...args], dir, step.stdin, seq.separateOnly);
       else r = await runInProcess(tool, args, dir, step.stdin);
+      if (seq.separateOnly) r = { ...r, merged: '' };
       results.push(filtered(r, describeStep(step)));
     } else if ('setupImg' in step) {
       setup(QEMU_IMG, step.setupImg, dir);
