@@ -337,6 +337,11 @@ export class FilterChain {
     return c;
   }
 
+  /** The same filters with some variables changed (a function's `local IMGFMT=raw`). */
+  with(overrides: Partial<FilterVars>): FilterChain {
+    return new FilterChain(this.defs, { ...this.vars, ...overrides });
+  }
+
   /** `text | _filter_a | _filter_b ...` */
   apply(refs: readonly FilterRef[], text: string): string {
     let out = text;

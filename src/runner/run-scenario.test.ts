@@ -339,3 +339,20 @@ describe('file steps: poke, peek, mkdir, file_size, qcow2', () => {
     expect(b.calls).toHaveLength(0);
   });
 });
+
+describe('retries and per-image filter variables', () => {
+  it('retries a failing tool step and keeps only the last output', async () => {
+    const b = new ScriptedBackend();
+    b.runs = [() => ({ exitCode: 1, merged: 'flaky\n', stdout: '', stderr: '' }), () => ({ exitCode: 0, merged: 'ok\n', stdout: '', stderr: '' })];
+    const out = await runScenario(scenario('  - qemu-img: [measure, x]\n    retries: 3\n'), { backend: b, filters, settings, testDir });
+    expect(b.calls).toHaveLength(2);
+    expect(out.transcript).toBe('QA output created by 900\nok\n*** done\n');
+  });
+
+  it("make_test_img's fmt also changes what img_create replaces, as a function's `local IMGFMT` does", async () => {
+    const b = new ScriptedBackend();
+    b.runs = [(inv) => ({ exitCode: 0, merged: `Formatting '${inv.args[3]}', fmt=raw size=0\n`, stdout: '', stderr: '' })];
+    const out = await runScenario(scenario('  - make_test_img: { fmt: raw, size: "0" }\n'), { backend: b, filters, settings, testDir });
+    expect(out.transcript).toBe("QA output created by 900\nFormatting 'TEST_DIR/t.qcow2', fmt=IMGFMT size=0\n*** done\n");
+  });
+});

@@ -263,6 +263,9 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
     stdout?: StdoutMode;
     stdin?: string;
     into?: string;
+    retries?: number;
+    /** Filters bound to other variables (make_test_img with its own fmt). */
+    chain?: FilterChain;
   }
 
   async function tool(name: ToolName, args: string[], o: ToolOptions): Promise<void> {
@@ -270,9 +273,12 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
     const capture = o.into !== undefined;
     // `cmd | filter`, `x=$(cmd)` and `cmd >/dev/null` need stdout apart from stderr.
     const separate = (o.filters.length > 0 && o.stderr === 'direct') || ((discard || capture) && o.stderr === 'direct');
-    const run = await backend.runTool({ tool: name, args, cwd: testDir, env: {}, streams: separate ? 'separate' : 'merged', pathPolicy, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) });
+    const invocation = { tool: name, args, cwd: testDir, env: {}, streams: separate ? ('separate' as const) : ('merged' as const), pathPolicy, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) };
+    let run = await backend.runTool(invocation);
+    for (let attempt = 0; run.exitCode !== 0 && attempt < (o.retries ?? 0); attempt++) run = await backend.runTool(invocation);
     lastStatus = run.exitCode;
-    const stdout = separate ? filters.apply(o.filters, run.stdout) : filters.apply(o.filters, run.merged);
+    const chain = o.chain ?? filters;
+    const stdout = chain.apply(o.filters, separate ? run.stdout : run.merged);
     // stderr reaches the transcript at once, the filtered stdout when the pipe drains.
     if (separate) out += run.stderr;
     if (capture) env.set(o.into!, captured(stdout));
@@ -371,9 +377,12 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
         case 'set':
           for (const a of step.assignments) env.set(a.name, x(a.value));
           break;
-        case 'make_test_img':
-          await tool('qemu-img', makeTestImgArgs(step), { filters: ['img_create'], stderr: 'merged' });
+        case 'make_test_img': {
+          // `local IMGFMT=raw` in a bash function also changes what _filter_img_create replaces.
+          const chain = step.fmt !== undefined ? filters.with({ IMGFMT: x(step.fmt) }) : filters;
+          await tool('qemu-img', makeTestImgArgs(step), { filters: ['img_create'], stderr: 'merged', chain });
           break;
+        }
         case 'check_test_img':
           await tool('qemu-img', ['check', ...step.args.map(x), '-f', settings.imgfmt, x(step.image)], { filters: ['testdir', 'qemu_img_check', ...step.filters], stderr: 'merged' });
           break;

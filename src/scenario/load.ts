@@ -591,6 +591,13 @@ class Validator {
       const n = f.get(name);
       return n ? this.steps(n, name) : [];
     };
+    const retries = (): number => {
+      const n = f.get('retries');
+      if (!n) return 0;
+      const v = this.number(n, 'retries');
+      if (v !== undefined && (!Number.isInteger(v) || v > 10)) this.error(n, 'retries must be a whole number from 1 to 10');
+      return v ?? 0;
+    };
     const opt = (key: string, value: string | undefined): Record<string, string> => (value !== undefined ? { [key]: value } : {});
     let step: Step | undefined;
     switch (kind) {
@@ -639,6 +646,7 @@ class Validator {
           stderr: stderrNode ? (this.streamMode(stderrNode, 'stderr') ?? 'direct') : 'direct',
           stdout: stdoutNode ? (this.stdoutMode(stdoutNode, 'stdout') ?? 'show') : 'show',
           noFmt: kind === 'qemu-io' ? boolOr('no_fmt', false) : false,
+          retries: retries(),
           ...opt('stdin', str('stdin')),
           ...into(),
         };

@@ -60,6 +60,11 @@ const toolFields = {
   stdout: { type: 'stdout-mode', description: "'discard' = `>/dev/null` (stderr still shown); default 'show'." },
   stdin: { type: 'string', description: 'Text fed to the program on stdin (`<<EOF`); qemu-io then reads commands from it.' },
   into: intoField,
+  retries: {
+    type: 'number',
+    description:
+      "Run again, up to this many more times, while the exit status is not 0; only the last run's output counts. For host-dependent transient failures of a side-effect-free command (QEMU 7.2's LUKS benchmark may fail with 'Unable to get accurate CPU usage').",
+  },
 } as const satisfies Record<string, FieldSpec>;
 
 const fileField = { type: 'path', required: true, description: 'The file.' } as const satisfies FieldSpec;

@@ -88,6 +88,8 @@ export interface ToolStep extends StepBase {
   into?: string;
   /** qemu-io only: leave out `-f $IMGFMT`. */
   noFmt: boolean;
+  /** Extra attempts while the exit status is not 0. */
+  retries: number;
 }
 
 export interface IoPatternStep extends StepBase {
