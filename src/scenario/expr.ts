@@ -231,10 +231,23 @@ function power(a: bigint, b: bigint): bigint {
   return wrap(result);
 }
 
+/** Parsed expressions by text (loops evaluate the same ones many times). */
+const asts = new Map<string, Node>();
+
+function parseCached(text: string): Node {
+  let ast = asts.get(text);
+  if (!ast) {
+    ast = new Parser(text).parse();
+    if (asts.size > 10_000) asts.clear();
+    asts.set(text, ast);
+  }
+  return ast;
+}
+
 export function evaluate(text: string, lookup: NameLookup, depth = 0): bigint {
   if (depth > MAX_DEPTH) throw new ArithmeticError('expression recursion level exceeded');
   if (text.trim() === '') return 0n;
-  const ast = new Parser(text).parse();
+  const ast = parseCached(text);
   const ev = (n: Node): bigint => {
     switch (n.kind) {
       case 'num':

@@ -236,13 +236,21 @@ function seq(command: string): string {
   return out.join('\n');
 }
 
+/** Parsed templates by text: scenario strings are expanded again and again in loops. */
+const parsed = new Map<string, { segments: Segment[]; error?: string }>();
+
 /** Expands a string; throws ExpansionError for unset variables or bad arithmetic. */
 export function expandText(text: string, lookup: VariableLookup): string {
   if (!text.includes('$')) return text;
-  const errors: VariableSyntaxError[] = [];
-  const segments = parse(text, 0, errors);
-  if (errors.length > 0) throw new ExpansionError(errors[0]!.message);
-  return expandSegments(segments, lookup);
+  let entry = parsed.get(text);
+  if (!entry) {
+    const errors: VariableSyntaxError[] = [];
+    entry = { segments: parse(text, 0, errors), ...(errors.length > 0 ? { error: errors[0]!.message } : {}) };
+    if (parsed.size > 10_000) parsed.clear();
+    parsed.set(text, entry);
+  }
+  if (entry.error !== undefined) throw new ExpansionError(entry.error);
+  return expandSegments(entry.segments, lookup);
 }
 
 /** Expands with a fixed set of variables (filters, tests); every name must be in `vars`. */

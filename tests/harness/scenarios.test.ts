@@ -1,0 +1,38 @@
+/**
+ * Every ported scenario on real QEMU 7.2 (Debian's build, installed by .ci/run), once, with
+ * -j 2: the expected transcripts must be exactly what QEMU prints. Skips without QEMU.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ROOT, qtest } from './cli.ts';
+
+function has(program: string): boolean {
+  try {
+    execFileSync(program, ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const haveQemu = has(process.env.QEMU_IMG ?? 'qemu-img') && has(process.env.QEMU_IO ?? 'qemu-io') && has(process.env.QSD_PROG ?? 'qemu-storage-daemon');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qtest-suite-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe.skipIf(!haveQemu)('all scenarios on real QEMU', () => {
+  it('pass with -j 2 against their expected transcripts', { timeout: 240_000 }, () => {
+    const ids = fs.readdirSync(path.join(ROOT, 'scenarios')).filter((n) => n.endsWith('.yaml')).map((n) => n.slice(0, -5));
+    expect(ids.length).toBeGreaterThanOrEqual(21);
+    // Timings of an earlier run, so -j 2 starts the long poles first (as .qtest/ would).
+    const state = path.join(tmp, 'state');
+    fs.mkdirSync(state, { recursive: true });
+    fs.writeFileSync(path.join(state, 'timings.json'), JSON.stringify({ qemu: { '112': 50000, '271': 22000, '178': 20000, '080': 12000, '122': 6000, '154': 4000, '097': 3000 } }));
+    const r = qtest(['run', '--backend', 'qemu', '-j', '2'], { QTEST_STATE: state, QTEST_SCRATCH: path.join(tmp, 'scratch') });
+    const failed = [...r.stdout.matchAll(/^(\S+) +(fail|error)/gm)].map((m) => m[1]);
+    expect(failed, r.stdout).toEqual([]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^${ids.length} passed, 0 failed`, 'm'));
+  });
+});
