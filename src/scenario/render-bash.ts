@@ -116,8 +116,11 @@ function renderStep(step: Step, captureStatus: boolean): string[] {
       const cmd = step.text === '' && step.newline ? 'echo' : `echo ${step.newline ? '' : '-n '}${bashWord(step.text)}`;
       return [capture(step.into, pipeline(cmd, step.filters, 'direct'))];
     }
-    case 'printf':
-      return [`printf ${step.into !== undefined ? `-v ${step.into} ` : ''}${[step.format, ...step.args].map(bashWord).join(' ')}`];
+    case 'printf': {
+      // printf interprets backslash escapes itself, so a YAML-decoded newline is shown as \n.
+      const format = step.format.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\t/g, '\\t');
+      return [`printf ${step.into !== undefined ? `-v ${step.into} ` : ''}${[format, ...step.args].map(bashWord).join(' ')}`];
+    }
     case 'set':
       return step.assignments.map((a) => `${a.name}=${bashWord(a.value)}`);
     case 'make_test_img': {
