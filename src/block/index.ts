@@ -1,23 +1,34 @@
 /**
  * The block layer's public API for front ends (qemu-io, qemu-img, QMP).
  *
- *   openImage({ filename?, options?, format?, readOnly?, cache?, unmap?, forceShare?, noBacking? },
- *             { cwd, pathPolicy?, graph?, stderr?, warn? }) -> BlockBackend
- *       blk_new_open: json:/protocol filenames, -f, -o/--image-opts trees (nested or dotted),
- *       probing, QEMU's error texts (throws BlockOpenError / OptionsError; `.message` is the
- *       text QEMU prints after "can't open device X: " or "Could not open 'X': ").
- *   openBlockdev(options, env, flags?) -> BaseNode          (blockdev-add; discard=ignore)
- *   BlockBackend: read/write/writeZeroes/writeCompressed/discard/flush/truncate/blockStatus,
- *       length(), getInfo(), requireWrite(), close(); root: BaseNode; writeCache.
- *   BaseNode (implements BlockNode from ./types.ts) plus: filename, exactFilename,
- *       fullOpenOptions, protocolName, getInfo(), refreshFilename(), debugEvent().
- *   BlockGraph: node-name registry (get/add/remove/nodes/generateName).
- *   parseOptsString(text, {impliedName?, mergeLists?, onWarning?}) -> flat QDict  (QemuOpts)
+ *   openImage(req: OpenImageRequest, ctx: OpenImageContext): BlockBackend       (blk_new_open)
+ *     req  { filename?, options?: QDict (nested or dotted), format?, readOnly?, cache?: CacheSettings,
+ *            unmap?, forceShare?, noBacking?, aio?, snapshot? (-s overlay), copyOnRead? (-C),
+ *            noIo? (BDRV_O_NO_IO) }
+ *     ctx  { cwd, pathPolicy?, graph?: BlockGraph, stderr?(text), warn?(msg), report?(msg) }
+ *     Throws BlockOpenError / OptionsError whose .message is QEMU's Error text
+ *     (SizeOptionError adds .hint). Default cache is writethrough (qemu-io's default).
+ *   openBlockdev(options: QDict, env: OpenEnv, flags?: Partial<OpenFlags>): BaseNode   (blockdev-add)
+ *   openNode(filename, reference, flatOptions, flags: OpenFlags, env, parseFilename?): BaseNode
+ *   BlockBackend: root, writeCache, copyOnRead, allowWriteBeyondEof, dirtySinceFlush;
+ *     length(), read(off, buf), write(off, data, {fua?}), writeZeroes(off, len, {unmap?, fua?}),
+ *     writeCompressed(off, data), discard(off, len), flush(), truncate(size, {exact, prealloc}),
+ *     blockStatus(off, len), getInfo(), requireWrite() (throws 'Block node is read-only'), close().
+ *     Requests past the end fail with ErrnoError(EIO) as blk_check_byte_request does.
+ *   BaseNode implements BlockNode (./types.ts) plus: filename, exactFilename, fullOpenOptions,
+ *     protocolName, isFilter, supportsFuaWrite/Zeroes, exactLength() (length() counts sectors),
+ *     getInfo(): {clusterSize, vmStateOffset}, refreshFilename(), debugEvent(event),
+ *     setReadOnly(ro) / reopen({readOnly}), primaryChild(), noIo, probed, unmapAllowed, noFlush.
+ *   Drivers: FileNode (storage, path, absPath, allocatedBytes()), RawNode, NullNode, BlkdebugNode,
+ *     Qcow2Node (image: Qcow2Image, file, dataFile, backing, loadVmState/saveVmState), MemoryNode.
+ *   BlockGraph: node-name registry (get/has/add/remove/nodes/generateName).
+ *   isAllocated(node, off, len) -> {allocated, pnum};  blockStatusAbove(top, off, len) -> {status, depth, node}
+ *   NodeStorage: a Storage (src/storage/types.ts) over any node (qcow2 engine's file/data file).
+ *   parseOptsString(text, {impliedName?, mergeLists?, onWarning?}) -> flat QDict   (QemuOpts)
  *   parseJsonFilename('json:{...}') -> flat QDict;  parseQemuJson(text) -> QValue
- *   QDict (ordered Map), flatten/crumple, toJson (QEMU key order), qdictOrder.
- *   parseCacheMode(mode) -> {direct, noFlush, writethrough} | undefined
+ *   QDict (ordered Map), flatten/crumple, toJson (QEMU key order), qdictOrder, toQValue.
+ *   parseCacheMode(mode) -> {direct, noFlush, writethrough} | undefined;
  *   parseDiscardMode(mode) -> boolean | undefined;  isValidAioMode(mode)
- *   blockStatusAbove / isAllocated helpers: ./status.ts
  */
 export { openImage, openBlockdev, openNode, parseCacheMode, parseDiscardMode, isValidAioMode, DEFAULT_FLAGS } from './open.ts';
 export type { OpenImageRequest, OpenImageContext, OpenFlags, CacheSettings, CacheMode } from './open.ts';
@@ -41,3 +52,4 @@ export { probeFormat, isQcow2Header } from './drivers/probe.ts';
 export { isAllocated, blockStatusAbove } from './status.ts';
 export type { StatusAbove } from './status.ts';
 export { NodeStorage } from './storage-adapter.ts';
+export { MemoryNode } from './drivers/memory.ts';
