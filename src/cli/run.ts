@@ -15,7 +15,7 @@ import type { ScenarioResult } from '../report/results.ts';
 import { notRunLine, summaryLine } from '../report/results.ts';
 import { ValidationError } from '../scenario/location.ts';
 import type { Scenario } from '../scenario/types.ts';
-import { BACKEND_NAMES, createBackend, qemuProgName } from '../runner/backends.ts';
+import { BACKEND_NAMES, IN_PROCESS_BACKENDS, createBackend, qemuProgName } from '../runner/backends.ts';
 import type { BackendName } from '../runner/backends.ts';
 import { parseVersion } from '../runner/expected.ts';
 import { SelectionError, config, loadScenarios, projectPaths } from '../runner/project.ts';
@@ -166,6 +166,7 @@ export default async function run(argv: string[]): Promise<number> {
     keep: values.keep === true,
     qemuVersion,
     referenceVersion: config.referenceQemu,
+    ...(IN_PROCESS_BACKENDS.includes(backendName) ? { workerBackend: backendName } : {}),
   };
 
   async function runBatch(scenarios: readonly Scenario[], batchJobs: number): Promise<{ results: ScenarioResult[]; durationMs: number }> {

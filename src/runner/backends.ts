@@ -7,6 +7,9 @@ import type { Backend } from '../backends/types.ts';
 export type BackendName = RunnerConfig['defaultBackend'];
 export const BACKEND_NAMES: readonly BackendName[] = ['builtin', 'qemu'];
 
+/** Backends whose tools run inside this process; `-j N` gives them N worker threads (pool.ts). */
+export const IN_PROCESS_BACKENDS: readonly BackendName[] = ['builtin'];
+
 type BuiltinModule = { createBuiltinBackend?: (config: RunnerConfig) => Backend };
 
 export async function createBackend(name: BackendName, config: RunnerConfig): Promise<Backend> {

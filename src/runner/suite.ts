@@ -11,7 +11,9 @@ import type { FilterDef } from '../filters/types.ts';
 import { transcriptDiff } from '../report/compare.ts';
 import type { ScenarioResult } from '../report/results.ts';
 import type { Scenario } from '../scenario/types.ts';
+import type { BackendName } from './backends.ts';
 import { acceptTarget, listVariants, selectVariant } from './expected.ts';
+import { runInWorkers } from './pool.ts';
 import { displayPath } from './project.ts';
 import { PathEscapeError, ScenarioRunError, runScenario } from './run-scenario.ts';
 import type { RunOutcome, RunSettings } from './run-scenario.ts';
@@ -34,6 +36,11 @@ export interface SuiteOptions {
   saveBad?: boolean;
   onStart?: (scenario: Scenario) => void;
   onResult?: (result: ScenarioResult, scenario: Scenario) => void;
+  /**
+   * The backend runs in this process (builtin): with jobs > 1, run the scenarios in that many
+   * worker threads, each creating this backend itself (pool.ts), so they really run side by side.
+   */
+  workerBackend?: BackendName;
 }
 
 export function unsuitableReason(scenario: Scenario, settings: RunSettings, backend?: Backend): string | null {
@@ -130,6 +137,17 @@ export async function runOne(scenario: Scenario, opts: SuiteOptions): Promise<Sc
  * back in that order.
  */
 export async function runSuite(scenarios: readonly Scenario[], opts: SuiteOptions): Promise<ScenarioResult[]> {
+  if (opts.workerBackend !== undefined && opts.jobs > 1 && scenarios.length > 1) {
+    const { backend: _backend, jobs, onStart, onResult, workerBackend, ...suite } = opts;
+    const results = await runInWorkers(scenarios, {
+      backendName: workerBackend,
+      jobs,
+      suite,
+      ...(onStart ? { onStart } : {}),
+      ...(onResult ? { onResult } : {}),
+    });
+    return results.map(({ transcript: _transcript, ...result }) => result);
+  }
   const results: ScenarioResult[] = new Array(scenarios.length);
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -109,6 +109,25 @@ describe.skipIf(!haveBuiltin)('qtest run: skips, --rerun-failed, --shard, --qemu
     expect(r.status).toBe(1);
     expect(fs.readFileSync(path.join(env.QTEST_EXPECTED!, '941.out.qcow2.bad'), 'utf8')).toBe(out('941', 'x'));
   });
+
+  it('-j 2 runs builtin scenarios in worker threads: same results, .bad files and timings as -j 1', () => {
+    const create = 'steps:\n  - make_test_img: { size: 1M }\n  - qemu-io: [-c, "write -P 0x5 0 64k", $TEST_IMG]\n    filters: [qemu_io]\n';
+    const fmt = "Formatting 'TEST_DIR/t.IMGFMT', fmt=IMGFMT size=1048576";
+    const io = 'wrote 65536/65536 bytes at offset 0\n64 KiB, X ops; XX:XX:XX.X (XXX YYY/sec and XXX ops/sec)';
+    const env = project('workers', { '950': create, '951': echo('a'), '952': create }, { '950.out': out('950', `${fmt}\n${io}`), '951.out': out('951', 'WRONG'), '952.out': out('952', `${fmt}\n${io}`) });
+    const r = qtest(['run', '-j', '2'], env);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/^950 {2}pass/m);
+    expect(r.stdout).toMatch(/^952 {2}pass/m);
+    expect(r.stdout).toMatch(/^951 {2}fail .*output mismatch$/m);
+    expect(r.stdout).toContain('-WRONG\n+a\n');
+    expect(r.stdout).toMatch(/^2 passed, 1 failed/m);
+    expect(fs.readFileSync(path.join(env.QTEST_EXPECTED!, '951.out.bad'), 'utf8')).toBe(out('951', 'a'));
+    const timings = JSON.parse(fs.readFileSync(path.join(env.QTEST_STATE!, 'timings.json'), 'utf8')) as Record<string, Record<string, number>>;
+    expect(Object.keys(timings.builtin!).sort()).toEqual(['950', '951', '952']);
+    expect(fs.readdirSync(env.QTEST_SCRATCH!)).toEqual([]);
+  });
 });
 
 describe.skipIf(!haveBuiltin)('qtest run --watch', () => {
