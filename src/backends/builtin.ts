@@ -4,6 +4,7 @@
  * buffering (so `2>&1` transcripts interleave as with the real binaries); QMP sessions are
  * served by src/qmp over the same block layer. No child process is started.
  */
+import { setSyncToDisk } from '../storage/file.ts';
 import { RecordingSink } from '../tools/output.ts';
 import type { ToolMain } from '../tools/context.ts';
 import type { Backend, QmpConnection, QmpLaunch, ToolInvocation, ToolName, ToolRun } from './types.ts';
@@ -35,6 +36,8 @@ async function loadTool(tool: ToolName, stdin: string | undefined): Promise<Tool
 }
 
 export function createBuiltinBackend(): Backend {
+  // TEST_DIRs are scratch space: no fdatasync (see setSyncToDisk).
+  setSyncToDisk(false);
   return {
     name: 'builtin',
 
