@@ -22,6 +22,8 @@ import {
   protocolCreateOpts,
 } from './create-opts.ts';
 import type { Prealloc } from './types.ts';
+import { luksPayloadOffset } from './crypto.ts';
+import type { SecretStore } from './secrets.ts';
 import { createQcow2, type Qcow2CreateOptions as Qcow2CreateOptions_ } from '../qcow2/index.ts';
 
 export { QemuError } from './create-opts.ts';
@@ -41,6 +43,8 @@ export interface CreateEnv {
   pathPolicy?: PathPolicy;
   /** warn_report text (without the program prefix). */
   warn(message: string): void;
+  /** Secrets defined with --object, for encrypt.key-secret. */
+  secrets?: SecretStore;
 }
 
 function hostPath(env: CreateEnv, name: string): string {
@@ -148,6 +152,7 @@ export interface Qcow2Layout {
   backingFile?: string;
   backingFmt?: string;
   dataFileRaw: boolean;
+  encrypt?: { format: 'aes' | 'luks'; keySecret: string };
 }
 
 /** The typed options of blockdev-create for qcow2 (QAPI member names, all optional but size). */
@@ -165,7 +170,8 @@ export interface Qcow2CreateOptions {
   dataFileRaw?: boolean;
   /** Whether a data file is attached (its storage is passed separately). */
   hasDataFile: boolean;
-  encrypt?: { format: string; keySecret?: string };
+  /** luks: the other encrypt.* options by crypto member name (cipher-alg, ...). */
+  encrypt?: { format: string; keySecret?: string; luks?: ReadonlyMap<string, string> };
 }
 
 const MIN_CLUSTER_BITS = 9;
@@ -180,7 +186,7 @@ function isPowerOfTwo(n: bigint): boolean {
  * qcow2_co_create's checks and defaults, in QEMU's order, with QEMU's messages. Returns the
  * layout the engine writes.
  */
-export function validateQcow2(o: Qcow2CreateOptions): Qcow2Layout {
+export function validateQcow2(o: Qcow2CreateOptions, secrets?: SecretStore): Qcow2Layout {
   if (o.size % BigInt(SECTOR) !== 0n) throw new QemuError(`Image size must be a multiple of ${SECTOR} bytes`);
   const version = o.version === 'v2' ? 2 : 3;
   const clusterSize = o.clusterSize ?? 65536n;
@@ -224,9 +230,15 @@ export function validateQcow2(o: Qcow2CreateOptions): Qcow2Layout {
   if (o.compressionType !== undefined && o.compressionType !== 'zlib' && version < 3) {
     throw new QemuError('Non-zlib compression type is only supported with compatibility level 1.1 and above (use version=v3 or greater)');
   }
+  let encrypt: Qcow2Layout['encrypt'];
   if (o.encrypt) {
-    if (o.encrypt.keySecret === undefined) throw new QemuError("Parameter 'encrypt.key-secret' is required for cipher");
-    throw new QemuError(`No secret with id '${o.encrypt.keySecret}'`);
+    // qcow2_set_up_encryption -> qcrypto_block_create: the key secret, then the format's checks.
+    const keySecret = o.encrypt.keySecret;
+    if (keySecret === undefined) throw new QemuError("Parameter 'encrypt.key-secret' is required for cipher");
+    if (!secrets) throw new QemuError(`No secret with id '${keySecret}'`);
+    secrets.lookup(keySecret);
+    if (o.encrypt.format === 'luks') luksPayloadOffset(new Map(o.encrypt.luks ?? []), 'encrypt.', secrets);
+    encrypt = { format: o.encrypt.format === 'luks' ? 'luks' : 'aes', keySecret };
   }
   // qcow2_grow_l1_table's limit, reached when the image is resized to its size.
   const l1Entries = (o.size + (clusterSize * clusterSize) / 8n - 1n) / ((clusterSize * clusterSize) / 8n);
@@ -244,6 +256,7 @@ export function validateQcow2(o: Qcow2CreateOptions): Qcow2Layout {
   };
   if (o.backingFile !== undefined) layout.backingFile = o.backingFile;
   if (o.backingFmt !== undefined) layout.backingFmt = o.backingFmt;
+  if (encrypt) layout.encrypt = encrypt;
   return layout;
 }
 
@@ -263,6 +276,7 @@ export function formatQcow2(file: Storage, dataFile: Storage | undefined, dataFi
   if (dataFile) opts.dataFile = dataFileName ?? dataFile.filename;
   if (layout.backingFile !== undefined) opts.backingFile = layout.backingFile;
   if (layout.backingFmt !== undefined) opts.backingFormat = layout.backingFmt;
+  if (layout.encrypt) opts.encrypt = layout.encrypt;
   try {
     createQcow2(file, opts, dataFile);
   } catch (err) {
@@ -313,7 +327,11 @@ function qcow2OptionsFromQemuOpts(opts: CreateOptions, hasDataFile: boolean, env
       throw new QemuError(`Parameter 'format' does not accept value '${encryptFormat}'`);
     }
     const secret = text('encrypt.key-secret');
-    o.encrypt = secret === undefined ? { format: encryptFormat } : { format: encryptFormat, keySecret: secret };
+    const luks = new Map<string, string>();
+    for (const d of opts.descs) {
+      if (d.name.startsWith('encrypt.') && d.name !== 'encrypt.format' && opts.isSet(d.name)) luks.set(d.name.slice('encrypt.'.length), opts.get(d.name)!);
+    }
+    o.encrypt = secret === undefined ? { format: encryptFormat, luks } : { format: encryptFormat, keySecret: secret, luks };
   }
   const clusterSize = sizeOf('cluster_size');
   if (clusterSize !== undefined) o.clusterSize = clusterSize;
@@ -349,7 +367,7 @@ function qcow2CreateFromOpts(env: CreateEnv, filename: string, opts: CreateOptio
   try {
     if (dataFileName !== undefined) dataFile = fileCreateFromOpts(env, dataFileName, opts, false);
     const options = qcow2OptionsFromQemuOpts(opts, dataFile !== undefined, env);
-    const layout = validateQcow2(options);
+    const layout = validateQcow2(options, env.secrets);
     formatQcow2(file, dataFile, dataFileName, layout);
     file.flush();
     dataFile?.flush();

@@ -9,6 +9,7 @@ import { BaseNode, type NodeInfo, type TruncateOptions } from '../node.ts';
 import type { QDict } from '../qdict.ts';
 import type { BlockDriverDef, DriverOpenContext } from './types.ts';
 import type { BlockNode, BlockStatus } from '../types.ts';
+import { isZeroRange } from '../zero.ts';
 
 const AIO_MODES = ['threads', 'native', 'io_uring'];
 /** Granularity of hole detection (the host file system's block size). */
@@ -46,16 +47,19 @@ export class FileNode extends BaseNode {
   }
 
   protected doWrite(offset: number, data: Uint8Array, fua: boolean): void {
+    this.holes = undefined;
     this.storage.write(offset, data);
     if (fua) this.storage.flush();
   }
 
   protected override doWriteZeroes(offset: number, length: number, unmap: boolean): void {
+    this.holes = undefined;
     this.storage.writeZeroes(offset, length, unmap);
   }
 
   protected override doDiscard(offset: number, length: number): void {
     if (offset >= this.storage.size()) return;
+    this.holes = undefined;
     this.storage.discard(offset, length);
   }
 
@@ -73,6 +77,7 @@ export class FileNode extends BaseNode {
       throw new ErrnoError(Errno.ENOTSUP, `Unsupported preallocation mode: ${opts.prealloc}`);
     }
     // falloc and full allocate the new area; it reads as zeroes either way.
+    this.holes = undefined;
     this.storage.truncate(size);
   }
 
@@ -87,34 +92,25 @@ export class FileNode extends BaseNode {
     const data = (n: number): BlockStatus => ({ length: n, allocated: true, data: true, zero: false, compressed: false, offset, file: this });
     const hole = (n: number): BlockStatus => ({ length: n, allocated: true, data: false, zero: true, compressed: false, offset, file: this });
     const size = this.storage.size();
-    const end = Math.min(offset + length, size);
     if (offset >= size) return hole(length);
     const allocated = this.storage.allocatedBytes();
     if (allocated === 0) return hole(length);
     if (allocated >= Math.ceil(size / HOLE_BLOCK) * HOLE_BLOCK) return data(length);
-    const blockIsData = (start: number, buf: Uint8Array): boolean => {
-      if (start < HOLE_BLOCK) return true;
-      for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return true;
-      return false;
-    };
-    let pos = offset;
-    let first: boolean | undefined;
-    const buf = new Uint8Array(HOLE_BLOCK);
-    while (pos < end) {
-      const blockStart = pos - (pos % HOLE_BLOCK);
-      const blockEnd = Math.min(blockStart + HOLE_BLOCK, size);
-      const view = buf.subarray(0, blockEnd - blockStart);
-      this.storage.read(blockStart, view);
-      const isData = blockIsData(blockStart, view);
-      first ??= isData;
-      if (isData !== first) break;
-      pos = blockEnd;
-    }
-    const n = Math.min(pos, offset + length) - offset;
+    const run = this.holeMap(size, allocated).runAt(offset, Math.min(offset + length, size));
+    if (run.isData) return data(run.end - offset);
     // Past the end of the file the request is a hole (the block layer pads it with zeroes).
-    const run = pos >= size && first === false ? length : n;
-    return first ? data(n) : hole(run);
+    return hole(run.end >= size ? length : run.end - offset);
   }
+
+  /** The inferred data/hole runs, kept until this node changes the file. */
+  private holeMap(size: number, allocated: number): HoleMap {
+    if (!this.holes || this.holes.size !== size || this.holes.allocated !== allocated) {
+      this.holes = new HoleMap(this.storage, size, allocated);
+    }
+    return this.holes;
+  }
+
+  private holes: HoleMap | undefined;
 
   protected override doCopyRangeTo(dest: BlockNode, srcOffset: number, destOffset: number, length: number): void {
     const target = resolveCopyTarget(dest, destOffset);
@@ -125,6 +121,7 @@ export class FileNode extends BaseNode {
       const n = Math.min(chunk, length - done);
       const part = n === buf.length ? buf : buf.subarray(0, n);
       this.storage.read(srcOffset + done, part);
+      target.node.holes = undefined;
       target.node.storage.write(target.offset + done, part);
     }
   }
@@ -199,3 +196,66 @@ export const fileDriver: BlockDriverDef = {
   parseFilename: parseFileFilename,
   open: openFile,
 };
+
+/**
+ * Data and hole runs of a partly sparse file, found by reading it: a 4 KiB block is data when
+ * it is the first block or holds a nonzero byte. Scanned lazily in 1 MiB reads and remembered,
+ * so repeated status queries (convert, measure, map) read the file once.
+ */
+class HoleMap {
+  readonly size: number;
+  readonly allocated: number;
+  private readonly storage: FileStorage;
+  /** One entry per scanned block: 1 data, 0 hole; blocks at and past `scanned` are unknown. */
+  private readonly blocks: Uint8Array;
+  private scanned = 0;
+
+  constructor(storage: FileStorage, size: number, allocated: number) {
+    this.storage = storage;
+    this.size = size;
+    this.allocated = allocated;
+    this.blocks = new Uint8Array(Math.ceil(size / HOLE_BLOCK));
+  }
+
+  /** The run of uniform state starting at the block holding `offset`, cut at `limit`. */
+  runAt(offset: number, limit: number): { isData: boolean; end: number } {
+    const first = Math.floor(offset / HOLE_BLOCK);
+    const lastBlock = Math.ceil(limit / HOLE_BLOCK);
+    this.scanTo(first + 1);
+    const isData = this.blocks[first] === 1;
+    let b = first + 1;
+    while (b < lastBlock) {
+      if (b >= this.scanned) this.scanTo(Math.min(b + SCAN_BLOCKS, lastBlock));
+      const at = this.blocks.indexOf(isData ? 0 : 1, b);
+      if (at < 0 || at >= this.scanned) {
+        b = this.scanned;
+        continue;
+      }
+      b = at;
+      break;
+    }
+    return { isData, end: Math.min(b * HOLE_BLOCK, this.size, limit) };
+  }
+
+  private scanTo(block: number): void {
+    const total = this.blocks.length;
+    const buf = new Uint8Array(SCAN_BLOCKS * HOLE_BLOCK);
+    while (this.scanned < Math.min(block, total)) {
+      const start = this.scanned;
+      const count = Math.min(SCAN_BLOCKS, total - start);
+      const bytes = Math.min(count * HOLE_BLOCK, this.size - start * HOLE_BLOCK);
+      const view = buf.subarray(0, bytes);
+      this.storage.read(start * HOLE_BLOCK, view);
+      if (!isZeroRange(view)) {
+        for (let i = 0; i < count; i++) {
+          const from = i * HOLE_BLOCK;
+          if (!isZeroRange(view, from, Math.min(from + HOLE_BLOCK, bytes))) this.blocks[start + i] = 1;
+        }
+      }
+      if (start === 0) this.blocks[0] = 1;
+      this.scanned = start + count;
+    }
+  }
+}
+
+const SCAN_BLOCKS = 256;

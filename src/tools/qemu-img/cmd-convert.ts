@@ -26,6 +26,7 @@ import {
 } from './common.ts';
 import { qcow2Of } from './engine.ts';
 import { type Img } from './img.ts';
+import { loadSnapshotArg, parseSnapshotArg, type SnapshotArg } from './snapshot-arg.ts';
 import { cvtnum, qemuStrtou64 } from './numbers.ts';
 
 const SECTOR = 512;
@@ -331,7 +332,7 @@ export function imgConvert(img: Img, argv: string[]): number {
   let outBaseimg: string | undefined;
   let outBasefmt: string | undefined;
   let options: string | undefined;
-  let snapshotName: string | undefined;
+  let snapshot: SnapshotArg | undefined;
   let imageOpts = false;
   let tgtImageOpts = false;
   let skipCreate = false;
@@ -383,9 +384,12 @@ export function imgConvert(img: Img, argv: string[]): number {
         options = o;
         break;
       }
-      case 'l':
-        snapshotName = r.optarg!;
+      case 'l': {
+        const arg = parseSnapshotArg(img, r.optarg!);
+        if (!arg) return 1;
+        snapshot = arg;
         break;
+      }
       case 'S': {
         const c = cvtnum('buffer size for sparse output', r.optarg!);
         if (!c.ok) {
@@ -530,14 +534,11 @@ export function imgConvert(img: Img, argv: string[]): number {
       srcSectors.push(sectors);
       totalSectors += sectors;
     }
-    if (snapshotName !== undefined) {
-      if (srcNum > 1) {
-        img.error('No support for concatenating multiple snapshot');
-        return 1;
-      }
-      img.error(`Failed to load snapshot: Can't find snapshot`);
+    if (snapshot?.kind === 'name' && srcNum > 1) {
+      img.error('No support for concatenating multiple snapshot');
       return 1;
     }
+    if (snapshot && !loadSnapshotArg(img, sources[0]!, snapshot)) return 1;
 
     let opts: CreateOptions | undefined;
     if (!skipCreate) {
@@ -612,7 +613,7 @@ export function imgConvert(img: Img, argv: string[]): number {
 
     if (!skipCreate && opts) {
       try {
-        bdrvCreate({ cwd: img.ctx.cwd, pathPolicy: img.ctx.pathPolicy, warn: (m) => img.warn(m) }, outFmt!, outFilename!, opts);
+        bdrvCreate(img.createEnv(), outFmt!, outFilename!, opts);
       } catch (err) {
         img.reportErr(err, `${outFilename}: error while converting ${outFmt}: `);
         return 1;

@@ -142,7 +142,7 @@ export function imgCreate(img: Img, argv: string[]): number {
     if (baseFilename !== undefined) req.baseFilename = baseFilename;
     if (baseFmt !== undefined) req.baseFmt = baseFmt;
     if (options !== undefined) req.options = options;
-    bdrvImgCreate({ cwd: img.ctx.cwd, pathPolicy: img.ctx.pathPolicy, warn: (m) => img.warn(m) }, req);
+    bdrvImgCreate(img.createEnv(), req);
   } catch (err) {
     img.reportErr(err, `${filename}: `);
     return 1;

@@ -106,7 +106,7 @@ export function imgDd(img: Img, argv: string[]): number {
     const skipBeyond = hasSkip && (skip > INT64_MAX / bsz || size < bsz * skip);
     opts.setNumber('size', skipBeyond ? 0n : size - bsz * skip);
     try {
-      bdrvCreate({ cwd: img.ctx.cwd, pathPolicy: img.ctx.pathPolicy, warn: (m) => img.warn(m) }, outFmt, outFile, opts);
+      bdrvCreate(img.createEnv(), outFmt, outFile, opts);
     } catch (err) {
       img.reportErr(err, `${outFile}: error while creating output image: `);
       return 1;

@@ -6,51 +6,18 @@ import type { BlockBackend } from '../../block/backend.ts';
 import { CreateOptions, NON_CREATING_DRIVERS, QemuError, UNIMPLEMENTED_CREATING_FORMATS, appendDescs, createOptsFor, isValidOptionList, protocolCreateOpts } from '../../block/create-opts.ts';
 import { OPTION_IMAGE_OPTS, OPTION_OBJECT, OPTION_OUTPUT, OPTION_SIZE, ObjectList, imgOpen, statusAbove } from './common.ts';
 import { qcow2Of } from './engine.ts';
+import { luksPayloadOffset } from '../../block/crypto.ts';
+import type { SecretStore } from '../../block/secrets.ts';
+import { measureQcow2, type MeasureInput, type Qcow2MeasureOptions } from '../../qcow2/index.ts';
 import { formatMeasure, type MeasureInfo } from './format.ts';
 import { errorMessage, type Img } from './img.ts';
 import { cvtnum } from './numbers.ts';
 import { HELP_BODY, VERSION_TEXT } from './help.ts';
 import { ImgExit } from './img.ts';
+import { loadSnapshotArg, parseSnapshotArg, type SnapshotArg } from './snapshot-arg.ts';
 
-const QCOW_MAX_L1_SIZE = 32 * 1024 * 1024;
-
-function roundUp(n: number, to: number): number {
-  return Math.ceil(n / to) * to;
-}
-
-/** qcow2_refcount_metadata_size: the fixed point of refcount blocks and table clusters. */
-function refcountMetadataSize(clusters: number, clusterSize: number, refcountOrder: number): number {
-  const blocksPerTableCluster = clusterSize / 8;
-  const refcountsPerBlock = (clusterSize * 8) / 2 ** refcountOrder;
-  let table = 0;
-  let blocks = 0;
-  let n = 0;
-  let last: number;
-  do {
-    last = n;
-    blocks = Math.ceil((clusters + table + blocks) / refcountsPerBlock);
-    table = Math.ceil(blocks / blocksPerTableCluster);
-    n = clusters + blocks + table;
-  } while (n !== last);
-  return (blocks + table) * clusterSize;
-}
-
-/** qcow2_calc_prealloc_size */
-export function qcow2PreallocSize(totalSize: number, clusterSize: number, refcountOrder: number, extendedL2: boolean): number {
-  const l2eSize = extendedL2 ? 16 : 8;
-  const aligned = roundUp(totalSize, clusterSize);
-  let meta = clusterSize;
-  let nl2e = aligned / clusterSize;
-  nl2e = roundUp(nl2e, clusterSize / l2eSize);
-  meta += nl2e * l2eSize;
-  let nl1e = (nl2e * l2eSize) / clusterSize;
-  nl1e = roundUp(nl1e, clusterSize / 8);
-  meta += nl1e * 8;
-  meta += refcountMetadataSize((meta + aligned) / clusterSize, clusterSize, refcountOrder);
-  return meta + aligned;
-}
-
-function qcow2Measure(opts: CreateOptions, input: BlockBackend | undefined): MeasureInfo {
+/** qcow2_measure's option handling in QEMU's order; the formulas are the engine's. */
+function qcow2Measure(opts: CreateOptions, input: BlockBackend | undefined, secrets: SecretStore): MeasureInfo {
   const extendedL2 = opts.getBool('extended_l2', false);
   const clusterSize = Number(opts.getSize('cluster_size', 65536n));
   const bits = Math.log2(clusterSize);
@@ -60,62 +27,90 @@ function qcow2Measure(opts: CreateOptions, input: BlockBackend | undefined): Mea
   if (extendedL2 && clusterSize < 16384) {
     throw new QemuError('Extended L2 entries are only supported with cluster sizes of at least 16384 bytes');
   }
-  const compat = opts.isSet('compat') ? opts.get('compat')! : undefined;
-  let version = 3;
-  if (compat !== undefined) {
-    if (compat === '0.10' || compat === 'v2') version = 2;
-    else if (compat === '1.1' || compat === 'v3') version = 3;
-    else throw new QemuError(`Invalid compatibility level: '${compat}'`);
+  let compat: '0.10' | '1.1' = '1.1';
+  if (opts.isSet('compat')) {
+    const c = opts.get('compat')!;
+    if (c !== '0.10' && c !== '1.1') throw new QemuError(`Invalid compatibility level: '${c}'`);
+    compat = c;
   }
   const refcountBits = Number(opts.getNumber('refcount_bits', 16n));
   if (refcountBits > 64 || refcountBits <= 0 || (refcountBits & (refcountBits - 1)) !== 0) {
     throw new QemuError('Refcount width must be a power of two and may not exceed 64 bits');
   }
-  if (version < 3 && refcountBits !== 16) {
+  if (compat === '0.10' && refcountBits !== 16) {
     throw new QemuError('Different refcount widths than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)');
   }
   const prealloc = opts.isSet('preallocation') ? opts.get('preallocation')! : 'off';
-  if (!['off', 'metadata', 'falloc', 'full'].includes(prealloc)) throw new QemuError(`invalid parameter value: ${prealloc}`);
-  const hasBacking = opts.isSet('backing_file');
-  const encryptFormat = opts.isSet('encrypt.format') ? opts.get('encrypt.format') : undefined;
-  if (encryptFormat === 'luks') throw new QemuError("Parameter 'encrypt.key-secret' is required for cipher");
-
-  let virtualSize = roundUp(Number(opts.getSize('size', 0n)), clusterSize);
-  const l2eSize = extendedL2 ? 16 : 8;
-  const l2Tables = Math.ceil(virtualSize / clusterSize / (clusterSize / l2eSize));
-  if (l2Tables * 8 > QCOW_MAX_L1_SIZE) throw new QemuError('The image size is too large (try using a larger cluster size)');
-
-  let required = 0;
-  if (input) {
-    const ssize = input.length();
-    virtualSize = roundUp(ssize, clusterSize);
-    if (hasBacking) {
-      required = virtualSize;
-    } else {
-      let pnum = 0;
-      for (let offset = 0; offset < ssize; offset += pnum) {
-        const st = statusAbove(input.root, offset, ssize - offset);
-        pnum = st.length;
-        if (st.zero) {
-          // Zero regions need no clusters (safe without a backing file).
-        } else if (st.data && st.allocated) {
-          pnum = roundUp(offset + pnum, clusterSize) - offset;
-          required += (offset % clusterSize) + pnum;
-        }
-      }
-    }
+  if (!PREALLOC_MODES.includes(prealloc)) throw new QemuError(`invalid parameter value: ${prealloc}`);
+  let luksPayload = 0;
+  if (opts.isSet('encrypt.format') && opts.get('encrypt.format') === 'luks') {
+    const headerLength = luksPayloadOffset(encryptOptions(opts), 'encrypt.', secrets);
+    luksPayload = Math.ceil(headerLength / clusterSize) * clusterSize;
   }
-  if (prealloc === 'full' || prealloc === 'falloc') required = virtualSize;
-  const fullyAllocated = qcow2PreallocSize(virtualSize, clusterSize, Math.log2(refcountBits), extendedL2);
-  const info: MeasureInfo = { required: fullyAllocated - virtualSize + required, fullyAllocated };
-  if (version >= 3 && input && qcow2Of(input.root)) info.bitmaps = 0;
+  const o: Qcow2MeasureOptions = {
+    size: Number(opts.getSize('size', 0n)),
+    clusterSize,
+    compat,
+    refcountBits,
+    preallocation: prealloc as Qcow2MeasureOptions['preallocation'],
+    extendedL2,
+  };
+  if (opts.isSet('backing_file')) o.backingFile = opts.get('backing_file')!;
+  let measureInput: MeasureInput | undefined;
+  if (input) {
+    measureInput = {
+      length: input.length(),
+      blockStatus: (offset, length) => statusAbove(input.root, offset, length),
+    };
+    const bitmaps = bitmapsSize(input, clusterSize);
+    if (bitmaps !== undefined) measureInput.bitmapsSize = bitmaps;
+  }
+  let r;
+  try {
+    r = measureQcow2(o, measureInput);
+  } catch (err) {
+    throw new QemuError(errorMessage(err));
+  }
+  const info: MeasureInfo = { required: r.required + luksPayload, fullyAllocated: r.fullyAllocated + luksPayload };
+  if (r.bitmaps !== undefined) info.bitmaps = r.bitmaps;
   return info;
 }
 
+const PREALLOC_MODES = ['off', 'metadata', 'falloc', 'full'];
+
+/** The encrypt.* options as the crypto layer names them (qcow2_extract_crypto_opts). */
+function encryptOptions(opts: CreateOptions): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const d of opts.descs) {
+    if (!d.name.startsWith('encrypt.') || d.name === 'encrypt.format' || !opts.isSet(d.name)) continue;
+    out.set(d.name.slice('encrypt.'.length), opts.get(d.name)!);
+  }
+  return out;
+}
+
+/**
+ * qcow2_get_persistent_dirty_bitmap_size for a qcow2 input (whose persistent bitmaps could be
+ * copied); undefined when the input cannot carry bitmaps.
+ */
+function bitmapsSize(input: BlockBackend, clusterSize: number): number | undefined {
+  const q = qcow2Of(input.root);
+  if (!q || q.header.version < 3) return undefined;
+  let size = 0;
+  let dirSize = 0;
+  for (const b of q.listBitmaps()) {
+    if (b.inUse) continue;
+    const bytes = Math.ceil(Math.ceil(input.length() / b.granularity) / 8);
+    const clusters = Math.ceil(bytes / clusterSize);
+    size += clusters * clusterSize;
+    size += Math.ceil((clusters * 8) / clusterSize) * clusterSize;
+    dirSize += Math.ceil((24 + new TextEncoder().encode(b.name).length) / 8) * 8;
+  }
+  return size + Math.ceil(dirSize / clusterSize) * clusterSize;
+}
+
+/** raw_measure: the input's length (or the size), whatever the options say. */
 function rawMeasure(opts: CreateOptions, input: BlockBackend | undefined): MeasureInfo {
-  const required = input ? input.length() : roundUp(Number(opts.getSize('size', 0n)), 512);
-  const prealloc = opts.isSet('preallocation') ? opts.get('preallocation')! : 'off';
-  if (!['off', 'falloc', 'full'].includes(prealloc)) throw new QemuError(`invalid parameter value: ${prealloc}`);
+  const required = input ? input.length() : Math.ceil(Number(opts.getSize('size', 0n)) / 512) * 512;
   return { required, fullyAllocated: required };
 }
 
@@ -124,7 +119,7 @@ export function imgMeasure(img: Img, argv: string[]): number {
   let fmt: string | undefined;
   let outFmt = 'raw';
   let options: string | undefined;
-  let snapshot = false;
+  let snapshot: SnapshotArg | undefined;
   let imageOpts = false;
   let objectGiven = false;
   let forceShare = false;
@@ -161,9 +156,12 @@ export function imgMeasure(img: Img, argv: string[]): number {
         }
         options = options === undefined ? r.optarg! : `${options},${r.optarg}`;
         break;
-      case 'l':
-        snapshot = true;
+      case 'l': {
+        const arg = parseSnapshotArg(img, r.optarg!);
+        if (!arg) return 1;
+        snapshot = arg;
         break;
+      }
       case 'U':
         forceShare = true;
         break;
@@ -202,7 +200,7 @@ export function imgMeasure(img: Img, argv: string[]): number {
   }
   const filename = rest[0];
   void objectGiven;
-  if (filename === undefined && (imageOpts || fmt !== undefined || snapshot)) {
+  if (filename === undefined && (imageOpts || fmt !== undefined || snapshot !== undefined)) {
     img.error('--image-opts, -f, and -l require a filename argument.');
     return 1;
   }
@@ -223,10 +221,7 @@ export function imgMeasure(img: Img, argv: string[]): number {
       const blk = imgOpen(img, req);
       if (!blk) return 1;
       input = blk;
-      if (snapshot) {
-        img.error("Failed to load snapshot: Can't find snapshot");
-        return 1;
-      }
+      if (snapshot && !loadSnapshotArg(img, blk, snapshot)) return 1;
     }
     const descs = createOptsFor(outFmt);
     if (!descs || outFmt === 'file') {
@@ -251,7 +246,7 @@ export function imgMeasure(img: Img, argv: string[]): number {
     if (imgSize !== undefined) opts.setNumber('size', imgSize);
     let info: MeasureInfo;
     try {
-      info = outFmt === 'qcow2' ? qcow2Measure(opts, input) : rawMeasure(opts, input);
+      info = outFmt === 'qcow2' ? qcow2Measure(opts, input, img.secrets) : rawMeasure(opts, input);
     } catch (err) {
       img.reportErr(err instanceof QemuError ? err : new QemuError(errorMessage(err)));
       return 1;

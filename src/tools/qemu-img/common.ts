@@ -10,6 +10,7 @@ import { parseOptsString } from '../../block/options.ts';
 import { QDict } from '../../block/qdict.ts';
 import type { BlockNode, BlockStatus } from '../../block/types.ts';
 import { ErrnoError } from '../../errno.ts';
+import type { SecretDefinition } from '../../block/secrets.ts';
 import { ImgExit, errorMessage, type Img } from './img.ts';
 
 export const OPTION_OUTPUT = 256;
@@ -53,12 +54,10 @@ const SECRET_MEMBERS = new Set(['qom-type', 'id', 'data', 'file', 'format', 'key
 
 /**
  * --object: QEMU 7.2 creates the object while parsing the option (user_creatable_process_cmdline
- * with error_fatal), so a bad definition ends qemu-img at once. Only `secret` objects exist
- * here; nothing consumes them yet.
+ * with error_fatal), so a bad definition ends qemu-img at once. Only `secret` objects exist;
+ * they land in the run's SecretStore for the options that name them.
  */
 export class ObjectList {
-  private readonly defs: Map<string, string>[] = [];
-
   /** Returns true; on a bad definition reports it and exits with status 1. */
   add(img: Img, text: string): boolean {
     const def = new Map<string, string>();
@@ -75,9 +74,19 @@ export class ObjectList {
     const type = def.get('qom-type');
     if (type === undefined) fail("Parameter 'qom-type' is missing");
     if (type !== 'secret') fail(`Parameter 'qom-type' does not accept value '${type}'`);
-    if (!def.has('id')) fail("Parameter 'id' is missing");
+    const id = def.get('id');
+    if (id === undefined) fail("Parameter 'id' is missing");
     for (const k of def.keys()) if (!SECRET_MEMBERS.has(k)) fail(`Parameter '${k}' is unexpected`);
-    this.defs.push(def);
+    const secret: SecretDefinition = { id: id! };
+    for (const key of ['data', 'file', 'format', 'keyid'] as const) {
+      const v = def.get(key);
+      if (v !== undefined) secret[key] = v;
+    }
+    try {
+      img.secrets.define(secret, { cwd: img.ctx.cwd, pathPolicy: img.ctx.pathPolicy });
+    } catch (err) {
+      fail(errorMessage(err));
+    }
     return true;
   }
 

@@ -6,6 +6,8 @@
 import * as path from 'node:path';
 import type { ToolContext } from '../context.ts';
 import { QemuError } from '../../block/create-opts.ts';
+import { SecretStore } from '../../block/secrets.ts';
+import type { CreateEnv } from '../../block/create.ts';
 import { Getopt, type GetoptResult, type LongOption } from './getopt.ts';
 import { HELP_BODY, VERSION_TEXT } from './help.ts';
 
@@ -22,6 +24,8 @@ export class Img {
   readonly ctx: ToolContext;
   /** Quiet mode (-q): qprintf output is suppressed, errors are not. */
   quiet = false;
+  /** Secrets defined with --object (QEMU's object tree lives as long as the process). */
+  readonly secrets = new SecretStore();
 
   constructor(ctx: ToolContext) {
     this.ctx = ctx;
@@ -71,6 +75,11 @@ export class Img {
 
   version(): void {
     this.print(VERSION_TEXT);
+  }
+
+  /** Where image creation looks for files, policy, warnings and secrets. */
+  createEnv(): CreateEnv {
+    return { cwd: this.ctx.cwd, pathPolicy: this.ctx.pathPolicy, warn: (m) => this.warn(m), secrets: this.secrets };
   }
 
   /** A host path for a file name as the user gave it (relative to the tool's cwd). */
