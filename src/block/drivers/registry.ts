@@ -7,6 +7,7 @@ import { rawDriver } from './raw.ts';
 import { nullDriver } from './null.ts';
 import { blkdebugDriver } from './blkdebug.ts';
 import { qcow2Driver } from './qcow2.ts';
+import { compressDriver } from './compress.ts';
 
 const drivers = new Map<string, BlockDriverDef>();
 
@@ -24,4 +25,4 @@ export function findProtocolByPrefix(prefix: string): BlockDriverDef | undefined
   return undefined;
 }
 
-for (const d of [fileDriver, rawDriver, nullDriver, blkdebugDriver, qcow2Driver]) registerDriver(d);
+for (const d of [fileDriver, rawDriver, nullDriver, blkdebugDriver, qcow2Driver, compressDriver]) registerDriver(d);
