@@ -236,6 +236,8 @@ function fixL2EntryByZero(c: Ctx, l2Offset: number, table: Uint8Array, index: nu
 /** check_refcounts_l2() */
 function checkRefcountsL2(c: Ctx, l2Offset: number, fragInfo: boolean, active: boolean): void {
   const s = c.s;
+  // Past the end of the file a table reads as zeroes: nothing to count or check.
+  if (l2Offset >= c.fileLength) return;
   const table = new Uint8Array(s.l2Size * s.l2EntrySize);
   try {
     readAt(s.file, l2Offset, table);
@@ -250,6 +252,7 @@ function checkRefcountsL2(c: Ctx, l2Offset: number, fragInfo: boolean, active: b
     const lo = getLo(s, table, i);
     const bmHi = getBmHi(s, table, i);
     const bmLo = getBmLo(s, table, i);
+    if (!hi && !lo && !bmHi && !bmLo) continue;
     const type = clusterType(s, hi, lo);
     if (type !== CT_COMPRESSED && (hi & L2_HI_RESERVED || lo & L2_LO_RESERVED)) {
       say(c, `ERROR found l2 entry with reserved bits set: ${entryHex(hi, lo)}`);
@@ -649,6 +652,7 @@ function checkOflagCopied(c: Ctx): void {
         c.res.corruptionsFixed++;
       }
     }
+    if (l2Offset >= c.fileLength) continue;
     const table = new Uint8Array(s.l2Size * s.l2EntrySize);
     try {
       readAt(s.file, l2Offset, table);
@@ -661,6 +665,7 @@ function checkOflagCopied(c: Ctx): void {
     for (let j = 0; j < s.l2Size; j++) {
       const hi = getHi(s, table, j);
       const lo = getLo(s, table, j);
+      if (!hi && !lo) continue;
       const type = clusterType(s, hi, lo);
       if (type !== CT_NORMAL && type !== CT_ZERO_ALLOC) continue;
       let refcount = 1;

@@ -32,7 +32,8 @@ function build(s: State): Map<number, number> {
   const map = new Map<number, number>();
   const cs = s.clusterSize;
   const add = (offset: number, bytes: number, kind: number): void => {
-    if (bytes <= 0 || !Number.isFinite(offset)) return;
+    // Offsets beyond 2^52 cannot be file positions (and would not count in floats).
+    if (bytes <= 0 || !(offset >= 0) || offset + bytes > 2 ** 52) return;
     const first = Math.floor(offset / cs);
     const last = Math.floor((offset + bytes - 1) / cs);
     // Absurd tables are caught elsewhere; do not let them blow up this map.
@@ -61,6 +62,15 @@ function build(s: State): Map<number, number> {
 
 export function invalidateMetadata(s: State): void {
   s.metadataClusters = null;
+}
+
+/** A refcount block was added to the refcount table: update the map without a rebuild. */
+export function noteRefblock(s: State, offset: number): void {
+  const map = s.metadataClusters;
+  if (!map) return;
+  const c = offset / s.clusterSize;
+  const prev = map.get(c);
+  if (prev === undefined || OL_REFCOUNT_BLOCK < prev) map.set(c, OL_REFCOUNT_BLOCK);
 }
 
 /** An active L2 table moved (allocation or COW): update the map without a rebuild. */

@@ -16,6 +16,7 @@ import type { DiscardType, State } from './state.ts';
 import { DISCARD_NEVER, DISCARD_OTHER } from './state.ts';
 import { CT_COMPRESSED, CT_NORMAL, CT_ZERO_ALLOC, clusterType } from './entries.ts';
 import { hexp } from './format.ts';
+import { noteRefblock } from './metadata.ts';
 
 export function getRefcountEntry(data: Uint8Array, index: number, order: number): number {
   switch (order) {
@@ -151,7 +152,6 @@ function allocRefcountBlock(s: State, clusterIndex: number): CacheEntry | Again 
   }
   s.refblockCache.markDirty(block);
   s.refblockCache.flush();
-  s.metadataClusters = null;
 
   if (tableIndex < s.refcountTableSize) {
     const entry = new Uint8Array(8);
@@ -159,6 +159,7 @@ function allocRefcountBlock(s: State, clusterIndex: number): CacheEntry | Again 
     writeSync(s.file, s.refcountTableOffset + tableIndex * 8, entry);
     s.refcountTable[tableIndex] = newBlock;
     s.maxRefcountTableIndex = Math.max(s.maxRefcountTableIndex, tableIndex);
+    noteRefblock(s, newBlock);
     return AGAIN;
   }
 
