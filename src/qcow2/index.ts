@@ -1,42 +1,66 @@
 /**
  * qtest's qcow2 engine: a TypeScript implementation of the qcow2 format with QEMU 7.2's
- * on-disk layout and allocation order. It knows nothing about tools or text output; errors
- * carry QEMU's wording (Qcow2Error: errno + message) and corruption is reported through
- * Qcow2CorruptionError (EIO) plus an optional onCorruption callback.
+ * on-disk layout and allocation order (images are byte-identical to QEMU's for the same
+ * operations, except where QEMU itself is not deterministic: parallel compressed writes).
+ * It knows nothing about tools or text output. Errors are ErrnoError subclasses:
+ * Qcow2Error carries errno + QEMU's message (no program/file prefix); a corrupt image makes
+ * the request fail with Qcow2CorruptionError (EIO, strerror message) after reporting a
+ * CorruptionEvent (print it with corruptionLine()) and, when writable, setting the corrupt
+ * bit; the image then answers ENOMEDIUM, like QEMU after it drops the driver.
  *
- * Storage only: the engine reads and writes the image file, the external data file and
- * the backing node exclusively through objects handed in by the caller (Storage,
- * GuestReader). It never opens a path: a data file named in the header is opened by the
- * caller's `openDataFile` callback, the backing chain by the caller (using
- * `header.backingFile` / `header.backingFormat`) and attached with `backing` / setBacking().
+ * Storage only: the engine reads and writes the image file, the external data file and the
+ * backing node exclusively through objects handed in by the caller (Storage, GuestReader).
+ * It never opens a path: a data file named in the header is opened by the caller's
+ * `openDataFile(name)` callback (the name as stored; resolving it is the caller's policy),
+ * the backing chain by the caller (using header.backingFile / header.backingFormat) and
+ * attached with `backing` at open or setBacking().
  *
  * Public API
- *   createQcow2(file, opts: Qcow2CreateOptions, dataFile?): void
- *   validateCreateOptions(opts) -> { version, clusterSize, prealloc }   (no I/O)
- *   openQcow2(opts: Qcow2OpenOptions): Qcow2Image
- *   class Qcow2Image
- *     header: Qcow2HeaderInfo, virtualSize, clusterSize, readOnly, dataStorage,
- *     hasExternalDataFile, snapshots, backing
- *     read(offset, buf)                    guest read (backing fall-through / zeroes)
- *     write(offset, data)                  guest write (RMW/COW for partial clusters)
- *     writeZeroes(offset, length, {unmap}) zero flags where aligned, explicit zeroes else
- *     discard(offset, length)              whole clusters only (the block layer's split)
- *     writeCompressed(offset, data)        whole clusters; ENOTSUP with a data file
- *     flush()                              metadata caches, then data file, then image file
- *     blockStatus(offset, length) -> Qcow2BlockStatus (one run)
- *     detectMetadataPreallocation(allocatedBytes) -> boolean
- *     resize(newSize, {prealloc, zeroNewArea})
- *     setBacking(reader | null)
- *     createSnapshot(info) -> id, applySnapshot(idOrName), deleteSnapshot(id, name),
- *     listSnapshots()
- *     check(repair?: 'none'|'leaks'|'all') -> Qcow2CheckResult
- *     amend(opts: Qcow2AmendOptions), changeBackingFile(file?, format?), makeEmpty()
- *     loadSnapshotTemporarily(id?, name?) (read-only images), listBitmaps()
+ *   createQcow2(file: Storage, opts: Qcow2CreateOptions, dataFile?: Storage): void
+ *       Formats an empty `file` (qemu-img create / blockdev-create); grows dataFile to the
+ *       size (or preallocates it for data_file_raw). Throws Qcow2Error on invalid options.
+ *   validateCreateOptions(opts) -> { version, clusterSize, prealloc }     (no I/O)
+ *   validateClusterSize(clusterSize, extendedL2): void
  *   measureQcow2(opts: Qcow2MeasureOptions, input?: MeasureInput) -> Qcow2MeasureResult
- *     close() -> string[]                  flush + clear dirty bit; messages of failures
+ *   calcPreallocSize(size, clusterSize, refcountOrder, extendedL2) -> number
+ *   openQcow2(opts: Qcow2OpenOptions): Qcow2Image
+ *       opts: file, readOnly?, dataFile?, openDataFile?, backing?, check? (BDRV_O_CHECK),
+ *       noIo?, noFlush? (cache=unsafe), passDiscardRequest? (default true, BDRV_O_UNMAP),
+ *       passDiscardSnapshot?, passDiscardOther?, lazyRefcounts?, onCorruption?, onWarning?
+ *       A dirty image opened read/write is repaired first (messages go to onWarning).
+ *   class Qcow2Image
+ *     readonly header: Qcow2HeaderInfo; virtualSize; clusterSize; readOnly; dataStorage;
+ *     hasExternalDataFile; snapshots: Snapshot[]; backing: GuestReader | null
+ *     read(offset, buf): void              unallocated -> backing (zero past its end) or 0
+ *     write(offset, data): void            allocation + copy-on-write of partial clusters
+ *     writeZeroes(offset, length, { unmap? }): void
+ *                                          the block layer's split: zero flags for aligned
+ *                                          parts, explicit zeroes where the rest of a
+ *                                          subcluster does not read as zero
+ *     discard(offset, length): void        whole clusters only (zero flag on v3)
+ *     writeCompressed(offset, data): void  whole clusters; ENOTSUP with a data file,
+ *                                          EIO over allocated clusters (as QEMU)
+ *     flush(): void                        L2/refcount caches, data file, image file
+ *     blockStatus(offset, length) -> Qcow2BlockStatus   one run: { length, kind, hostOffset?,
+ *                                          inDataFile }; kind: unallocated | unallocated-alloc
+ *                                          | zero | zero-alloc | data | compressed
+ *     detectMetadataPreallocation(allocatedBytes) -> boolean   (BDRV_BLOCK_RECURSE)
+ *     resize(newSize, { prealloc?, zeroNewArea? }): void   (zeroNewArea defaults to "backing
+ *                                          longer than the old size", as the block layer)
+ *     setBacking(reader | null): void
+ *     createSnapshot(info: SnapshotCreateInfo) -> id; applySnapshot(idOrName);
+ *     deleteSnapshot(id?, name?); listSnapshots() -> Snapshot[] (ENOTSUP with data file);
+ *     loadSnapshotTemporarily(id?, name?)  (read-only images)
+ *     check(repair: 'none' | 'leaks' | 'all' = 'none') -> Qcow2CheckResult
+ *                                          counts + stderr lines in QEMU's order
+ *     amend(opts: Qcow2AmendOptions): void; changeBackingFile(file?, format?): void;
+ *     makeEmpty(): void; listBitmaps() -> BitmapInfo[]
+ *     updateHeader(): void; markClean(): void
+ *     close() -> string[]                  flush + clear the dirty bit; QEMU's messages of
+ *                                          failures (close itself never throws)
  *
- * Offsets and lengths are plain numbers (exact up to 2^53); requests must lie within the
- * virtual size (EIO otherwise, as the block layer refuses them before the driver).
+ * Offsets and lengths are plain numbers (exact up to 2^53); guest requests must lie within
+ * the virtual size (EIO otherwise; the block layer refuses those before the driver).
  */
 export { createQcow2, validateCreateOptions, validateClusterSize } from './create.ts';
 export type { Qcow2CreateOptions } from './create.ts';
