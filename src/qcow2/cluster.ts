@@ -357,10 +357,6 @@ export interface L2Meta {
   data: Uint8Array | null;
 }
 
-function l2EntryIsZero(s: State, t: Uint8Array, i: number): boolean {
-  return getHi(s, t, i) === 0 && getLo(s, t, i) === 0;
-}
-
 /** calculate_l2_meta() */
 function calculateL2Meta(
   s: State,
