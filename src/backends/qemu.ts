@@ -8,7 +8,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execa } from 'execa';
 import type { Backend, QmpConnection, QmpLaunch, ToolInvocation, ToolRun } from './types.ts';
 
 export interface QemuPrograms {
@@ -29,6 +28,16 @@ export class BackendError extends Error {
 
 /** What the real binaries offer to scenarios' `requires: { features }`. */
 export const QEMU_FEATURES: readonly string[] = ['qmp', 'tool-stdin'];
+
+/**
+ * execa and its dependencies are over a hundred modules; the builtin backend never needs them,
+ * so they load on the first real process start instead of with the runner.
+ */
+let execaLoading: Promise<typeof import('execa')> | undefined;
+function loadExeca(): Promise<typeof import('execa')> {
+  execaLoading ??= import('execa');
+  return execaLoading;
+}
 
 let scratchCounter = 0;
 
@@ -116,6 +125,7 @@ export function createQemuBackend(programs: QemuPrograms): Backend {
   const programFor = (tool: ToolInvocation['tool']): string => (tool === 'qemu-img' ? programs.img : programs.io);
 
   async function runTool(inv: ToolInvocation): Promise<ToolRun> {
+    const { execa } = await loadExeca();
     const program = programFor(inv.tool);
     const input = inv.stdin !== undefined ? { input: inv.stdin } : { stdin: 'ignore' as const };
     const common = { cwd: inv.cwd, env: inv.env, extendEnv: true, reject: false, stripFinalNewline: false, ...input } as const;
@@ -142,6 +152,7 @@ export function createQemuBackend(programs: QemuPrograms): Backend {
   }
 
   async function launchQmp(launch: QmpLaunch): Promise<QmpConnection> {
+    const { execa } = await loadExeca();
     let program: string;
     let args: string[];
     if (programs.qmpVia === 'storage-daemon') {
@@ -199,6 +210,7 @@ export function createQemuBackend(programs: QemuPrograms): Backend {
   let version: Promise<string> | undefined;
   async function qemuVersion(): Promise<string> {
     version ??= (async () => {
+      const { execa } = await loadExeca();
       const result = await execa(programs.img, ['--version'], { reject: false, stdin: 'ignore' });
       const failure = notStarted(programs.img, result);
       if (failure) throw failure;
