@@ -10,13 +10,21 @@ import type { Img } from './img.ts';
 const IO_BUF_SIZE = 2 * 1024 * 1024;
 const SECTOR = 512;
 
+// Comparisons run as native memcmp (Buffer#equals) over views; per-byte JavaScript loops
+// dominated compare's run time on large images.
+const ZEROES = Buffer.alloc(IO_BUF_SIZE);
+
+function view(buf: Uint8Array, start: number, end: number): Buffer {
+  return Buffer.from(buf.buffer, buf.byteOffset + start, end - start);
+}
+
 function isZero(buf: Uint8Array, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
-  return true;
+  return view(buf, start, end).equals(ZEROES.subarray(0, end - start));
 }
 
 /** find_nonzero: the first sector (offset within buf) holding a non-zero byte, or -1. */
 function findNonzero(buf: Uint8Array, n: number): number {
+  if (isZero(buf, 0, n)) return -1;
   const end = n - (n % SECTOR);
   let i = 0;
   for (; i < end; i += SECTOR) if (!isZero(buf, i, i + SECTOR)) return i;
@@ -26,10 +34,8 @@ function findNonzero(buf: Uint8Array, n: number): number {
 
 /** compare_buffers: [differs, length of the prefix with the same status, sector granular]. */
 function compareBuffers(a: Uint8Array, b: Uint8Array, bytes: number): [boolean, number] {
-  const same = (start: number, len: number) => {
-    for (let k = start; k < start + len; k++) if (a[k] !== b[k]) return false;
-    return true;
-  };
+  const same = (start: number, len: number) => view(a, start, start + len).equals(view(b, start, start + len));
+  if (same(0, bytes)) return [false, bytes];
   let i = Math.min(bytes, SECTOR);
   const res = !same(0, i);
   while (i < bytes) {
