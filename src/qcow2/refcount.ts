@@ -91,7 +91,14 @@ export function refcountInit(s: State): void {
   if (n > 0) {
     const buf = new Uint8Array(n * 8);
     readAt(s.file, s.refcountTableOffset, buf);
-    for (let i = 0; i < n; i++) s.refcountTable[i] = be32(buf, 8 * i) * TWO32 + be32(buf, 8 * i + 4);
+    // Tables run to millions of mostly empty entries: skip zero words through a typed view
+    // (any endianness reads zero as zero) and decode only the rest.
+    const words = new Uint32Array(buf.buffer, 0, n * 2);
+    const view = new DataView(buf.buffer);
+    const table = s.refcountTable;
+    for (let i = 0; i < n; i++) {
+      if ((words[2 * i]! | words[2 * i + 1]!) !== 0) table[i] = view.getUint32(8 * i) * TWO32 + view.getUint32(8 * i + 4);
+    }
     updateMaxRefcountTableIndex(s);
   }
 }
