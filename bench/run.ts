@@ -109,6 +109,9 @@ function machineFacts(work: string, qemuImg: string, node: string): Record<strin
 
 function runOnce(pair: Pair, side: SideName): Timed {
   pair.prepare?.(side);
+  // Start every run with no dirty page cache, so a run does not pay for the previous one's
+  // writeback (without this, write workloads swing by a factor of 3 or more).
+  spawnSync('sync');
   const r = timeCommand(pair.commands[side]);
   pair.after?.(side);
   if (r.status !== 0) {
