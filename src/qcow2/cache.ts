@@ -30,6 +30,8 @@ export class TableCache {
   private readonly tableSize: number;
   private capacity: number;
   private readonly entries = new Map<number, CacheEntry>();
+  /** The most recently used entry: hits on it skip the LRU reordering (tight per-cluster loops). */
+  private mru: CacheEntry | null = null;
   dependency: TableCache | null = null;
   dependsOnFlush = false;
   /** Called before a table is written, with its offset and size (overlap check hook). */
@@ -47,11 +49,14 @@ export class TableCache {
 
   /** The table at offset, loaded from the file if not cached. */
   get(offset: number): CacheEntry {
+    const mru = this.mru;
+    if (mru !== null && mru.offset === offset) return mru;
     const hit = this.entries.get(offset);
     if (hit) {
       // Keep Map insertion order as LRU order.
       this.entries.delete(offset);
       this.entries.set(offset, hit);
+      this.mru = hit;
       return hit;
     }
     this.makeRoom();
@@ -59,6 +64,7 @@ export class TableCache {
     readAt(this.file, offset, data);
     const e: CacheEntry = { offset, data, dirty: false };
     this.entries.set(offset, e);
+    this.mru = e;
     return e;
   }
 
@@ -68,11 +74,13 @@ export class TableCache {
     if (hit) {
       this.entries.delete(offset);
       this.entries.set(offset, hit);
+      this.mru = hit;
       return hit;
     }
     this.makeRoom();
     const e: CacheEntry = { offset, data: new Uint8Array(this.tableSize), dirty: false };
     this.entries.set(offset, e);
+    this.mru = e;
     return e;
   }
 
@@ -86,6 +94,7 @@ export class TableCache {
 
   /** Forget a table without writing it (its cluster was freed). */
   discard(offset: number): void {
+    if (this.mru?.offset === offset) this.mru = null;
     this.entries.delete(offset);
   }
 
@@ -137,11 +146,13 @@ export class TableCache {
   empty(): void {
     this.flush();
     this.entries.clear();
+    this.mru = null;
   }
 
   /** Drop everything without writing (after a fatal error). */
   clear(): void {
     this.entries.clear();
+    this.mru = null;
     this.dependency = null;
     this.dependsOnFlush = false;
   }
@@ -156,6 +167,7 @@ export class TableCache {
       const victim = this.entries.values().next().value as CacheEntry;
       this.writeEntry(victim);
       this.entries.delete(victim.offset);
+      if (victim === this.mru) this.mru = null;
     }
   }
 }
