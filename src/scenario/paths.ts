@@ -66,7 +66,7 @@ export function realPathOfPrefix(absolutePath: string): string {
   const rest: string[] = [];
   for (;;) {
     try {
-      return path.join(fs.realpathSync(existing), ...rest.reverse());
+      return path.join(fs.realpathSync.native(existing), ...rest.reverse());
     } catch {
       const parent = path.dirname(existing);
       if (parent === existing) return absolutePath;
