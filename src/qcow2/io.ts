@@ -8,10 +8,22 @@ import { asErrno } from './errors.ts';
  * (past EOF) and fails writes there, so do we, without handing absurd positions to Node.
  */
 const LIMIT = Number.MAX_SAFE_INTEGER;
+/**
+ * BDRV_MAX_LENGTH (INT64_MAX aligned down to 1 GiB): the block layer fails requests that reach
+ * past it, or start at a negative int64 (an entry with bit 63 set), with EIO before any driver
+ * sees them. Found by the fuzzer: a refcount table entry 0x8000000000040000 must make
+ * `check` report "Can't get refcount for cluster N: Input/output error", not refcount 0.
+ */
+const BDRV_MAX_LENGTH = 2 ** 63 - 2 ** 30;
+
+function beyondBlockLayer(offset: number, length: number): boolean {
+  return !(offset >= 0) || offset + length > BDRV_MAX_LENGTH;
+}
 
 export function readAt(storage: Storage, offset: number, buf: Uint8Array): void {
   if (buf.length === 0) return;
-  if (!(offset >= 0) || offset > LIMIT - buf.length) {
+  if (beyondBlockLayer(offset, buf.length)) throw new ErrnoError(Errno.EIO);
+  if (offset > LIMIT - buf.length) {
     buf.fill(0);
     return;
   }
@@ -24,6 +36,7 @@ export function readAt(storage: Storage, offset: number, buf: Uint8Array): void 
 
 export function writeAt(storage: Storage, offset: number, data: Uint8Array): void {
   if (data.length === 0) return;
+  if (beyondBlockLayer(offset, data.length)) throw new ErrnoError(Errno.EIO);
   if (!(offset >= 0) || offset > LIMIT - data.length) throw new ErrnoError(Errno.EFBIG);
   try {
     storage.write(offset, data);
