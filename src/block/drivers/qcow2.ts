@@ -317,7 +317,9 @@ function openBacking(ctx: DriverOpenContext, node: Qcow2Node, file: BaseNode): v
   const implicit = typeof reference !== 'string' && !hasOptions;
   let filename: string | undefined;
   if (typeof reference !== 'string' && !explicitFile) filename = fullBackingName(file, headerName);
-  const format = typeof reference === 'string' || ctx.options.has('backing.driver') ? undefined : header.backingFormat;
+  // An empty backing format (extension of length 0, or a name starting with NUL) means
+  // "probe", as QEMU only passes a non-empty bs->backing_format on.
+  const format = typeof reference === 'string' || ctx.options.has('backing.driver') || !header.backingFormat ? undefined : header.backingFormat;
   const backing = ctx.openChild({ role: 'backing', filename, format, readOnly: true, allowNone: true });
   if (!backing) return;
   attachBacking(node, backing);
