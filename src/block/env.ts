@@ -51,6 +51,8 @@ export interface OpenEnv {
   graph: BlockGraph;
   /** Text QEMU prints to stderr during open (the raw probing WARNING), verbatim. */
   stderr(text: string): void;
+  /** Text drivers printf() to stdout (blkdebug's suspend/resume lines); dropped when absent. */
+  stdout?(text: string): void;
   /** warn_report(): "<prog>: warning: <msg>" is formed by the caller. */
   warn?(message: string): void;
   /** error_report(): "<prog>: <msg>" is formed by the caller (e.g. failures at close). */

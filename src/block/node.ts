@@ -207,13 +207,42 @@ export abstract class BaseNode implements BlockNode {
       const start = offset - (offset % align);
       const end = Math.ceil((offset + data.length) / align) * align;
       const bounce = new Uint8Array(end - start);
-      this.doRead(start, bounce);
+      this.padForWrite(start, end, offset !== start, offset + data.length !== end, bounce);
       bounce.set(data, offset - start);
-      this.doWrite(start, bounce, fua && this.supportsFuaWrite);
+      this.debugEvent('pwritev');
+      try {
+        this.doWrite(start, bounce, fua && this.supportsFuaWrite);
+      } finally {
+        this.debugEvent('pwritev_done');
+      }
     } else {
-      this.doWrite(offset, data, fua && this.supportsFuaWrite);
+      this.debugEvent('pwritev');
+      try {
+        this.doWrite(offset, data, fua && this.supportsFuaWrite);
+      } finally {
+        this.debugEvent('pwritev_done');
+      }
     }
     if (fua && !this.supportsFuaWrite) this.flush();
+  }
+
+  /** bdrv_padding_rmw_read: read the partial head and tail blocks of an unaligned write. */
+  private padForWrite(start: number, end: number, head: boolean, tail: boolean, bounce: Uint8Array): void {
+    const align = this.requestAlignment;
+    const merge = end - start === align;
+    if (head || merge) {
+      if (head) this.debugEvent('pwritev_rmw_head');
+      if (merge && tail) this.debugEvent('pwritev_rmw_tail');
+      this.doRead(start, bounce.subarray(0, align));
+      if (head) this.debugEvent('pwritev_rmw_after_head');
+      if (merge && tail) this.debugEvent('pwritev_rmw_after_tail');
+      if (merge) return;
+    }
+    if (tail) {
+      this.debugEvent('pwritev_rmw_tail');
+      this.doRead(end - align, bounce.subarray(bounce.length - align));
+      this.debugEvent('pwritev_rmw_after_tail');
+    }
   }
 
   writeZeroes(offset: number, length: number, flags: ZeroFlags = {}): void {
@@ -223,11 +252,20 @@ export abstract class BaseNode implements BlockNode {
     if (length === 0) return;
     const fua = flags.fua === true;
     const unmap = flags.unmap === true && this.unmapAllowed;
+    this.debugEvent('pwritev_zero');
+    try {
+      this.zeroRange(offset, length, unmap, fua);
+    } finally {
+      this.debugEvent('pwritev_done');
+    }
+  }
+
+  /** bdrv_co_do_pwrite_zeroes: the driver's zero write, else a zeroed bounce buffer. */
+  private zeroRange(offset: number, length: number, unmap: boolean, fua: boolean): void {
     try {
       this.doWriteZeroes(offset, length, unmap, fua && this.supportsFuaZeroes);
     } catch (err) {
       if (!(err instanceof ErrnoError) || err.errno !== Errno.ENOTSUP) throw err;
-      // bdrv_co_do_pwrite_zeroes falls back to writing a zeroed bounce buffer.
       const chunk = 1 << 20;
       const zero = new Uint8Array(Math.min(chunk, length));
       for (let pos = offset; pos < offset + length; pos += chunk) {

@@ -371,6 +371,8 @@ export interface OpenImageContext {
   graph?: BlockGraph;
   /** Where QEMU's stderr text during open goes (probing WARNING). */
   stderr?: (text: string) => void;
+  /** Where drivers' stdout text goes (blkdebug breakpoints). */
+  stdout?: (text: string) => void;
   /** warn_report() messages (without program prefix). */
   warn?: (message: string) => void;
   /** error_report() messages (without program prefix). */
@@ -387,6 +389,7 @@ export function openImage(req: OpenImageRequest, ctx: OpenImageContext): BlockBa
     pathPolicy: ctx.pathPolicy,
     graph: ctx.graph ?? new BlockGraph(),
     stderr: ctx.stderr ?? (() => {}),
+    stdout: ctx.stdout,
     warn: ctx.warn,
     report: ctx.report,
   };

@@ -51,7 +51,15 @@ interface SetStateRule {
   newState: number;
 }
 
-type Rule = InjectRule | SetStateRule;
+/** A breakpoint (qemu-io `break EVENT TAG`): the request that fires EVENT is suspended. */
+interface SuspendRule {
+  kind: 'suspend';
+  event: string;
+  state: number;
+  tag: string;
+}
+
+type Rule = InjectRule | SetStateRule | SuspendRule;
 
 export class BlkdebugNode extends BaseNode {
   readonly image: BaseNode;
@@ -60,13 +68,76 @@ export class BlkdebugNode extends BaseNode {
   private active: InjectRule[] = [];
   private state = 1;
   readonly configFile: string | undefined;
+  /**
+   * Tags of suspended requests, most recent first. Requests run to completion in-process; a
+   * suspension only holds back the request's completion until `resume` (see qemu-io's aio).
+   */
+  private readonly suspended: string[] = [];
+  /** Suspensions not yet collected by takeNewSuspensions(). */
+  private fresh: string[] = [];
+  private readonly stdout: (text: string) => void;
+  /**
+   * Hold the "Suspended request" lines until releaseMessages(): in QEMU the event fires when
+   * the main loop next runs the request's coroutine, not while the command is submitted.
+   */
+  holdMessages = false;
+  private heldMessages: string[] = [];
 
-  constructor(nodeName: string, readOnly: boolean, image: BaseNode, rules: Rule[], configFile: string | undefined) {
+  constructor(nodeName: string, readOnly: boolean, image: BaseNode, rules: Rule[], configFile: string | undefined, stdout?: (text: string) => void) {
     super('blkdebug', nodeName, readOnly);
     this.image = image;
     this.rules = rules;
     this.configFile = configFile;
+    this.stdout = stdout ?? (() => {});
     this.children.set('image', image);
+  }
+
+  /** bdrv_debug_breakpoint: false for an unknown event name (ENOENT). */
+  addBreakpoint(event: string, tag: string): boolean {
+    if (!(BLKDEBUG_EVENTS as readonly string[]).includes(event)) return false;
+    // New rules go to the head of the event's list, i.e. they are processed first.
+    this.rules.push({ kind: 'suspend', event, state: 0, tag });
+    return true;
+  }
+
+  /** bdrv_debug_remove_breakpoint: drops every breakpoint with the tag; false when none. */
+  removeBreakpoint(tag: string): boolean {
+    let found = false;
+    for (let i = this.rules.length - 1; i >= 0; i--) {
+      const r = this.rules[i]!;
+      if (r.kind === 'suspend' && r.tag === tag) {
+        this.rules.splice(i, 1);
+        found = true;
+      }
+    }
+    return found;
+  }
+
+  /** bdrv_debug_resume: false when no request with the tag is suspended. */
+  resume(tag: string): boolean {
+    const i = this.suspended.indexOf(tag);
+    if (i < 0) return false;
+    this.stdout(`blkdebug: Resuming request '${tag}'\n`);
+    this.suspended.splice(i, 1);
+    return true;
+  }
+
+  isSuspended(tag: string): boolean {
+    return this.suspended.includes(tag);
+  }
+
+  /** Print the lines held back by holdMessages. */
+  releaseMessages(): void {
+    const held = this.heldMessages;
+    this.heldMessages = [];
+    for (const m of held) this.stdout(m);
+  }
+
+  /** Tags suspended since the last call (the request that was running when they fired). */
+  takeNewSuspensions(): string[] {
+    const out = this.fresh;
+    this.fresh = [];
+    return out;
   }
 
   override get protocolName(): string {
@@ -98,6 +169,13 @@ export class BlkdebugNode extends BaseNode {
           injected = true;
         }
         this.active.unshift(rule);
+      } else if (rule.kind === 'suspend') {
+        this.rules.splice(this.rules.indexOf(rule), 1);
+        this.suspended.unshift(rule.tag);
+        this.fresh.push(rule.tag);
+        const line = `blkdebug: Suspended request '${rule.tag}'\n`;
+        if (this.holdMessages) this.heldMessages.push(line);
+        else this.stdout(line);
       } else {
         newState = rule.newState;
       }
@@ -294,7 +372,7 @@ function openBlkdebug(ctx: DriverOpenContext): BaseNode {
     image.close();
     throw new BlockOpenError(`Cannot meet constraints with align ${align}`);
   }
-  const node = new BlkdebugNode(ctx.nodeName, ctx.readOnly, image, rules, config);
+  const node = new BlkdebugNode(ctx.nodeName, ctx.readOnly, image, rules, config, ctx.env.stdout);
   node.ownedChildren.add(image);
   if (align) node.requestAlignment = align;
   for (const [k, v] of given) node.recordOption(k, v as QValue, true);

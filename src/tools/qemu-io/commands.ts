@@ -12,7 +12,6 @@ import { Getopt } from '../common/getopt.ts';
 import { humanSize } from '../common/human.ts';
 import { cvtnum, cvtnumErrorText, strtolFull } from '../common/numbers.ts';
 import { EXTENDED_HELP } from './help.ts';
-import { BLKDEBUG_EVENTS } from '../../block/drivers/blkdebug.ts';
 import { dumpQObject } from './dump.ts';
 import { formatSpecific } from '../qemu-img/engine.ts';
 import { dumpBuffer, elapsed, now, parsePattern, report } from './report.ts';
@@ -530,6 +529,7 @@ function aioReadCmd(s: IoSession, argv: string[]): number {
   const buf = allocBuffer(total, 0xab);
   const t1 = now();
   let errno = 0;
+  s.beginAio(off.value, 0);
   try {
     s.blk!.read(off.value, buf);
   } catch (err) {
@@ -548,7 +548,7 @@ function aioReadCmd(s: IoSession, argv: string[]): number {
     if (quiet) return;
     if (verbose) s.out(dumpBuffer(buf, off.value));
     s.out(report('read', elapsed(t1, t2), off.value, total, total, 1, machine));
-  });
+  }, off.value, total);
   return 0;
 }
 
@@ -611,6 +611,7 @@ function aioWriteCmd(s: IoSession, argv: string[]): number {
     const cnt = s.number(rest[1]!);
     if (!cnt.ok) return cnt.ret;
     total = cnt.value;
+    s.beginAio(off.value, 0);
     try {
       s.blk!.writeZeroes(off.value, total, { unmap, fua });
     } catch (err) {
@@ -622,6 +623,7 @@ function aioWriteCmd(s: IoSession, argv: string[]): number {
     total = sizes.reduce((a, b) => a + b, 0);
     const buf = allocBuffer(total, pattern);
     t1 = now();
+    s.beginAio(off.value, total);
     try {
       s.blk!.write(off.value, buf, { fua });
     } catch (err) {
@@ -632,7 +634,7 @@ function aioWriteCmd(s: IoSession, argv: string[]): number {
   s.deferAio(errno !== 0, () => {
     if (errno) s.out(failedText('aio_write', errno));
     else if (!quiet) s.out(report('wrote', elapsed(t1, t2), off.value, total, total, 1, machine));
-  });
+  }, off.value, total);
   return 0;
 }
 
@@ -881,37 +883,19 @@ function reopenCmd(s: IoSession, argv: string[]): number {
   return 0;
 }
 
-/** The first node in the chain that can take breakpoints (a blkdebug filter). */
-function findDebugNode(s: IoSession): { breakpoints: Map<string, string> } | null {
-  let node = s.blk!.root as import('../../block/index.ts').BaseNode | undefined;
-  while (node) {
-    if (node.driver === 'blkdebug') {
-      const holder = node as unknown as { breakpoints?: Map<string, string> };
-      holder.breakpoints ??= new Map();
-      return holder as { breakpoints: Map<string, string> };
-    }
-    node = node.primaryChild() as import('../../block/index.ts').BaseNode | undefined;
-  }
-  return null;
-}
-
 function breakCmd(s: IoSession, argv: string[]): number {
-  const dbg = findDebugNode(s);
-  if (!dbg) {
-    s.out(`Could not set breakpoint: ${strerror(Errno.ENOTSUP)}\n`);
-    return -Errno.ENOTSUP;
+  const dbg = s.debugNode();
+  const errno = !dbg ? Errno.ENOTSUP : dbg.addBreakpoint(argv[1]!, argv[2]!) ? 0 : Errno.ENOENT;
+  if (errno) {
+    s.out(`Could not set breakpoint: ${strerror(errno)}\n`);
+    return -errno;
   }
-  if (!(BLKDEBUG_EVENTS as readonly string[]).includes(argv[1]!)) {
-    s.out(`Could not set breakpoint: ${strerror(Errno.ENOENT)}\n`);
-    return -Errno.ENOENT;
-  }
-  dbg.breakpoints.set(argv[2]!, argv[1]!);
   return 0;
 }
 
 function removeBreakCmd(s: IoSession, argv: string[]): number {
-  const dbg = findDebugNode(s);
-  const errno = !dbg ? Errno.ENOTSUP : dbg.breakpoints.delete(argv[1]!) ? 0 : Errno.ENOENT;
+  const dbg = s.debugNode();
+  const errno = !dbg ? Errno.ENOTSUP : dbg.removeBreakpoint(argv[1]!) ? 0 : Errno.ENOENT;
   if (errno) {
     s.out(`Could not remove breakpoint ${argv[1]}: ${strerror(errno)}\n`);
     return -errno;
@@ -919,14 +903,23 @@ function removeBreakCmd(s: IoSession, argv: string[]): number {
   return 0;
 }
 
-function resumeCmd(s: IoSession): number {
-  // Requests never suspend in-process, so there is nothing to resume.
-  const errno = findDebugNode(s) ? Errno.ENOENT : Errno.ENOTSUP;
-  s.out(`Could not resume request: ${strerror(errno)}\n`);
-  return -errno;
+function resumeCmd(s: IoSession, argv: string[]): number {
+  const dbg = s.debugNode();
+  const errno = !dbg ? Errno.ENOTSUP : dbg.resume(argv[1]!) ? 0 : Errno.ENOENT;
+  if (errno) {
+    s.out(`Could not resume request: ${strerror(errno)}\n`);
+    return -errno;
+  }
+  return 0;
 }
 
-function waitBreakCmd(): number {
+/**
+ * wait_break polls the main loop until the tagged request is suspended. Requests run to
+ * their breakpoint synchronously here, so it is either suspended already or never will be
+ * (where QEMU would wait forever).
+ */
+function waitBreakCmd(s: IoSession): number {
+  s.pollAio();
   return 0;
 }
 

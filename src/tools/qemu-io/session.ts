@@ -4,7 +4,7 @@
  */
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import type { ToolContext } from '../context.ts';
-import { BlockGraph, BlockOpenError, OptionsError, openImage, type BlockBackend, type CacheSettings, type QDict } from '../../block/index.ts';
+import { BaseNode, BlkdebugNode, BlockGraph, BlockOpenError, OptionsError, openImage, type BlockBackend, type CacheSettings, type QDict } from '../../block/index.ts';
 import { SizeOptionError } from '../../block/options.ts';
 import { cvtnum, cvtnumErrorText } from '../common/numbers.ts';
 
@@ -31,9 +31,11 @@ export class IoSession {
    * Completions of aio requests not yet reported. QEMU reports them when its main loop next
    * runs (a later command that waits for I/O, aio_flush, sleep, close, exit): requests
    * refused by the block layer complete from bottom halves first, newest first; requests that
-   * did I/O complete after them in submission order.
+   * did I/O complete after them in submission order. A request stopped at a blkdebug
+   * breakpoint, and requests that wait for its cluster allocation, complete only after
+   * `resume`.
    */
-  private readonly pendingAio: Array<{ early: boolean; report: () => void }> = [];
+  private readonly pendingAio: PendingAio[] = [];
   /** Reads one line of stdin (without newline), null at EOF. */
   readLine: () => string | null;
   readonly graph = new BlockGraph();
@@ -100,6 +102,7 @@ export class IoSession {
           pathPolicy: this.ctx.pathPolicy,
           graph: this.graph,
           stderr: (t) => this.err(t),
+          stdout: (t) => this.out(t),
           warn: (m) => this.warnReport(m),
           report: (m) => this.errorReport(m),
         },
@@ -121,18 +124,114 @@ export class IoSession {
     this.blk = null;
   }
 
-  /** Queue the report of a completed aio request. */
-  deferAio(early: boolean, report: () => void): void {
-    this.pendingAio.push({ early, report });
+  /** The blkdebug node breakpoints act on (bdrv_debug_* walk down the primary children). */
+  debugNode(): BlkdebugNode | undefined {
+    return this.blk ? findBlkdebug(this.blk.root) : undefined;
   }
 
-  /** The main loop ran: report every pending aio completion. */
-  pollAio(): void {
-    if (this.pendingAio.length === 0) return;
-    const pending = this.pendingAio.splice(0);
-    for (const p of pending.filter((x) => x.early).reverse()) p.report();
-    for (const p of pending.filter((x) => !x.early)) p.report();
+  /**
+   * Called before an aio request covering [offset, offset + bytes) runs: suspensions from
+   * earlier requests are not its own, and whether it allocates clusters decides whether later
+   * requests to the same clusters wait for it while it is suspended.
+   */
+  beginAio(offset: number, bytes: number): void {
+    const dbg = this.debugNode();
+    if (!dbg || !this.blk) return;
+    dbg.holdMessages = true;
+    dbg.takeNewSuspensions();
+    this.nextAllocates = allocatesClusters(this.blk.root, offset, bytes);
   }
+
+  private nextAllocates = false;
+
+  /** Queue the report of a completed aio request covering [offset, offset + bytes). */
+  deferAio(early: boolean, report: () => void, offset = 0, bytes = 0): void {
+    const entry: PendingAio = { early, report, start: offset, end: offset + bytes, allocates: this.nextAllocates };
+    this.nextAllocates = false;
+    const dbg = this.debugNode();
+    const tag = dbg?.takeNewSuspensions()[0];
+    if (tag !== undefined) {
+      entry.suspendedAs = tag;
+    } else if (dbg && this.blk) {
+      // handle_dependencies: a request touching a cluster that a suspended request is
+      // allocating waits for it.
+      const cs = Math.max(1, this.blk.root.clusterSize);
+      const start = Math.floor(entry.start / cs) * cs;
+      const end = Math.ceil(entry.end / cs) * cs;
+      for (const p of this.pendingAio) {
+        const held = p.suspendedAs ?? p.waitsFor;
+        if (held === undefined || !p.allocates || !dbg.isSuspended(held)) continue;
+        const pStart = Math.floor(p.start / cs) * cs;
+        const pEnd = Math.ceil(p.end / cs) * cs;
+        if (start < pEnd && pStart < end) {
+          entry.waitsFor = held;
+          entry.allocates = true;
+          break;
+        }
+      }
+    }
+    this.pendingAio.push(entry);
+  }
+
+  /** The main loop ran: report every aio completion that is not held by a breakpoint. */
+  pollAio(): void {
+    const dbg = this.debugNode();
+    dbg?.releaseMessages();
+    if (this.pendingAio.length === 0) return;
+    const held = (p: PendingAio): boolean => {
+      const tag = p.suspendedAs ?? p.waitsFor;
+      return tag !== undefined && dbg !== undefined && dbg.isSuspended(tag);
+    };
+    // A request released by `resume` completes after everything that was not held.
+    const order = (p: PendingAio): number => (p.suspendedAs !== undefined ? 1 : p.waitsFor !== undefined ? 2 : 0);
+    const ready = this.pendingAio.filter((p) => !held(p));
+    if (ready.length === 0) return;
+    const waiting = this.pendingAio.filter(held);
+    this.pendingAio.splice(0, this.pendingAio.length, ...waiting);
+    for (const p of ready.filter((x) => x.early).reverse()) p.report();
+    const done = ready.filter((x) => !x.early);
+    for (const rank of [0, 1, 2]) for (const p of done) if (order(p) === rank) p.report();
+  }
+}
+
+interface PendingAio {
+  early: boolean;
+  report: () => void;
+  start: number;
+  end: number;
+  /** Whether the request allocates clusters (others touching them wait for it). */
+  allocates: boolean;
+  /** The breakpoint tag this request stopped at. */
+  suspendedAs?: string;
+  /** The tag of a suspended request this one depends on. */
+  waitsFor?: string;
+}
+
+/** Whether a write to [offset, offset + bytes) needs clusters the node has no host space for. */
+function allocatesClusters(node: BaseNode, offset: number, bytes: number): boolean {
+  const len = node.length();
+  let pos = offset;
+  const end = Math.min(offset + bytes, len);
+  try {
+    while (pos < end) {
+      const st = node.blockStatus(pos, end - pos);
+      if (st.offset === undefined) return true;
+      pos += st.length;
+    }
+  } catch {
+    return false;
+  }
+  return false;
+}
+
+function findBlkdebug(root: BaseNode): BlkdebugNode | undefined {
+  let node: BaseNode | undefined = root;
+  while (node) {
+    if (node instanceof BlkdebugNode) return node;
+    const next = node.primaryChild();
+    node = next instanceof BaseNode ? next : undefined;
+  }
+  return undefined;
 }
 
 /** The errno of a failed block request; anything else is an internal error. */
