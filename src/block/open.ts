@@ -38,6 +38,8 @@ export interface OpenFlags {
   aio?: 'threads' | 'native' | 'io_uring';
   /** BDRV_O_NO_IO: open metadata only (a missing data file is no error). */
   noIo?: boolean;
+  /** BDRV_O_CHECK (qemu-img check): formats open damaged images so they can be checked. */
+  check?: boolean;
 }
 
 export const DEFAULT_FLAGS: OpenFlags = {
@@ -290,6 +292,7 @@ export function openNode(
       cacheDirect,
       aio: flags.aio,
       noIo: flags.noIo === true,
+      check: flags.check === true,
       env,
       openChild: (req) => openChildFrom(options, req, thisIsFormat, drv!.protocol),
     });
@@ -362,6 +365,8 @@ export interface OpenImageRequest {
   copyOnRead?: boolean;
   /** BDRV_O_NO_IO: header-only open (qemu-img info). */
   noIo?: boolean;
+  /** BDRV_O_CHECK: open for qemu-img check. */
+  check?: boolean;
 }
 
 export interface OpenImageContext {
@@ -411,6 +416,7 @@ export function openImage(req: OpenImageRequest, ctx: OpenImageContext): BlockBa
     forceShare: false,
     aio: req.aio,
     noIo: req.noIo,
+    check: req.check,
   };
   const readOnly = flags.readOnly;
   const node = openNode(req.filename, undefined, options, flags, env);

@@ -60,3 +60,20 @@ export function snapshotLoadTmpByIdOrName(node: BlockNode, idOrName: string): vo
     snapshotLoadTmp(node, undefined, idOrName);
   }
 }
+
+/**
+ * bdrv_snapshot_goto: revert the node to a snapshot (by id or name). The format driver
+ * reports its own errors through `report` (qcow2 error_report_err()s a bad snapshot table);
+ * the thrown SnapshotError then carries QEMU's "Failed to load snapshot: <strerror>".
+ */
+export function snapshotGoto(node: BlockNode, idOrName: string, report: (message: string) => void): void {
+  const target = snapshotNode(node);
+  if (!(target instanceof Qcow2Node)) throw new SnapshotError(Errno.ENOTSUP, 'Block driver does not support snapshots');
+  try {
+    target.image.applySnapshot(idOrName);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (err instanceof Error && err.message && err.message !== strerror(errno)) report(err.message);
+    throw new SnapshotError(errno, `Failed to load snapshot: ${strerror(errno)}`);
+  }
+}

@@ -277,6 +277,7 @@ function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
       passDiscardOther: bools.get('pass-discard-other'),
       lazyRefcounts: bools.get('lazy-refcounts'),
       noIo: ctx.noIo,
+      check: ctx.check === true,
       onCorruption: (ev) => ctx.env.stderr(`${corruptionLine(ev)}\n`),
       onWarning: (m) => ctx.env.warn?.(m),
     });

@@ -38,6 +38,8 @@ export interface DriverOpenContext {
   cacheDirect: boolean;
   /** BDRV_O_NO_IO: metadata only. */
   noIo: boolean;
+  /** BDRV_O_CHECK: opened by qemu-img check. */
+  check?: boolean;
   /** Default aio mode for file nodes (from -k / -i). */
   aio?: 'threads' | 'native' | 'io_uring';
   env: OpenEnv;

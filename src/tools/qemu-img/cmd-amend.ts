@@ -7,6 +7,7 @@ import { BDRV_DEFAULT_CACHE, OPTION_FORCE, OPTION_IMAGE_OPTS, OPTION_OBJECT, Obj
 import { amendImage } from './engine.ts';
 import { addOptionList } from './cmd-create.ts';
 import { errorMessage, type Img } from './img.ts';
+import { Progress } from './progress.ts';
 import { QemuError } from '../../block/create-opts.ts';
 
 /** qcow2_amend_opts (the create options that can change, plus LUKS keyslot management). */
@@ -52,6 +53,7 @@ export function imgAmend(img: Img, argv: string[]): number {
   let cache = BDRV_DEFAULT_CACHE;
   let imageOpts = false;
   let force = false;
+  let showProgress = false;
   const objects = new ObjectList();
 
   const g = img.getopt(argv, ':ho:f:t:pq', [
@@ -75,6 +77,7 @@ export function imgAmend(img: Img, argv: string[]): number {
         cache = r.optarg!;
         break;
       case 'p':
+        showProgress = true;
         break;
       case 'q':
         img.quiet = true;
@@ -93,8 +96,15 @@ export function imgAmend(img: Img, argv: string[]): number {
   void force;
   if (options === undefined) img.errorExit('Must specify options (-o)');
   if (!objects.create(img)) return 1;
+  const progress = new Progress(img, showProgress && !img.quiet, 1.0);
+  try {
+    return amendFile(img, g.operands(), options, fmt, cache, imageOpts, progress);
+  } finally {
+    progress.end();
+  }
+}
 
-  const rest = g.operands();
+function amendFile(img: Img, rest: string[], options: string, fmt: string | undefined, cache: string, imageOpts: boolean, progress: Progress): number {
   if (fmt !== undefined && hasHelpOption(options)) return printAmendOptionHelp(img, fmt);
   if (rest.length !== 1) {
     img.error('Expecting one image file name');
@@ -144,10 +154,17 @@ export function imgAmend(img: Img, argv: string[]): number {
       else if (d.type === 'number' || d.type === 'size') changes.set(name, opts.getSize(name, 0n));
       else changes.set(name, opts.get(name)!);
     }
+    // In case the driver does not report progress itself.
+    progress.print(0, 0);
+    let failure: unknown;
     try {
-      amendImage(blk.root, changes);
+      amendImage(blk.root, changes, (done, total) => progress.print((100 * done) / total, 0));
     } catch (err) {
-      img.reportErr(err);
+      failure = err;
+    }
+    progress.print(100, 0);
+    if (failure !== undefined) {
+      img.reportErr(failure);
       return 1;
     }
     return 0;

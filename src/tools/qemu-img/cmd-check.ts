@@ -73,7 +73,7 @@ export function imgCheck(img: Img, argv: string[]): number {
     return 1;
   }
 
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: fix === null, writethrough: cs.writethrough, cache: cs, forceShare };
+  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: fix === null, writethrough: cs.writethrough, cache: cs, forceShare, check: true };
   if (fmt !== undefined) req.fmt = fmt;
   const blk = imgOpen(img, req);
   if (!blk) return 1;

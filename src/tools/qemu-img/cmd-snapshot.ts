@@ -6,7 +6,8 @@ import type { BlockNode } from '../../block/types.ts';
 import { OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, imgOpen } from './common.ts';
 import { qcow2Of, snapshotsOf } from './engine.ts';
 import { formatSnapshotList } from './format.ts';
-import type { Img } from './img.ts';
+import { errorMessage, type Img } from './img.ts';
+import { snapshotGoto } from '../../block/snapshot.ts';
 
 type Action = 'list' | 'create' | 'apply' | 'delete';
 
@@ -101,14 +102,10 @@ export function imgSnapshot(img: Img, argv: string[]): number {
         return 0;
       }
       case 'apply': {
-        const q = qcow2Of(node);
         try {
-          if (!q) throw new ErrnoError(Errno.ENOTSUP, 'Block driver does not support snapshots');
-          q.applySnapshot(name);
+          snapshotGoto(node, name, (m) => img.error(m));
         } catch (err) {
-          const e = errnoOf(err);
-          const msg = err instanceof ErrnoError && err.message !== strerror(e) ? err.message : `Failed to load snapshot: ${strerror(e)}`;
-          img.error(`Could not apply snapshot '${name}': ${msg}`);
+          img.error(`Could not apply snapshot '${name}': ${errorMessage(err)}`);
           return 1;
         }
         return 0;

@@ -141,6 +141,8 @@ export interface ImgOpenRequest {
   unmap?: boolean;
   /** BDRV_O_NO_IO: header-only open (info), e.g. a missing data file is no error. */
   noIo?: boolean;
+  /** BDRV_O_CHECK: qemu-img check opens damaged images. */
+  check?: boolean;
 }
 
 /** The open error's text as qemu-img prints it after "Could not open 'X': ". */
@@ -187,7 +189,8 @@ export function imgOpen(img: Img, req: ImgOpenRequest): BlockBackend | null {
       unmap: req.unmap ?? false,
     };
     if (!req.imageOpts) openReq.filename = req.filename;
-    if (req.noIo) (openReq as { noIo?: boolean }).noIo = true;
+    if (req.noIo) openReq.noIo = true;
+    if (req.check) openReq.check = true;
     if (req.fmt !== undefined) openReq.format = req.fmt;
     return openImage(openReq, {
       cwd: img.ctx.cwd,
