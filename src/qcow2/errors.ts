@@ -48,14 +48,27 @@ export function withErrno(message: string, errno: number): string {
   return `${message}: ${strerror(errno)}`;
 }
 
+/**
+ * Strict mode (the fuzzer's): an untyped error (a TypeError from an engine bug, say) is
+ * rethrown by errnoOf/asErrno instead of becoming EIO, so the bug shows as a crash with its
+ * stack rather than as a plausible I/O error. Off by default: users get EIO and QEMU's text.
+ */
+let strictErrors = false;
+export function setStrictErrors(enabled: boolean): void {
+  strictErrors = enabled;
+}
+
 /** The errno of anything thrown by a Storage or by the engine (EIO for foreign errors). */
 export function errnoOf(err: unknown): number {
-  return err instanceof ErrnoError ? err.errno : Errno.EIO;
+  if (err instanceof ErrnoError) return err.errno;
+  if (strictErrors) throw err;
+  return Errno.EIO;
 }
 
 /** Rethrow as ErrnoError so nothing untyped escapes the engine. */
 export function asErrno(err: unknown): ErrnoError {
   if (err instanceof ErrnoError) return err;
+  if (strictErrors) throw err;
   return new ErrnoError(Errno.EIO, err instanceof Error ? err.message : String(err));
 }
 

@@ -51,7 +51,7 @@ import {
 } from './rw.ts';
 import type { Prealloc, ResizeOptions } from './resize.ts';
 import { resize } from './resize.ts';
-import type { CheckFix, Qcow2CheckResult } from './check.ts';
+import type { CheckFix, CheckMessage, Qcow2CheckResult } from './check.ts';
 import { checkImage } from './check.ts';
 import type { Qcow2AmendOptions } from './amend.ts';
 import { amend as amendImage, changeBackingFile } from './amend.ts';
@@ -634,12 +634,13 @@ export class Qcow2Image {
   /**
    * `qemu-img check`: compare refcounts with the references of all tables; with 'leaks'
    * or 'all' repair what can be repaired. Never throws for image problems: they are in the
-   * result (ret < 0 when the check itself failed).
+   * result (ret < 0 when the check itself failed). With `onMessage`, the stderr lines are
+   * handed over as they arise and `messages` stays empty (memory stays flat however many).
    */
-  check(repair: CheckFix = 'none'): Qcow2CheckResult {
+  check(repair: CheckFix = 'none', onMessage?: (m: CheckMessage) => void): Qcow2CheckResult {
     if (repair !== 'none') assertWritable(this.state);
     invalidateReadCache();
-    return checkImage(this.state, repair);
+    return checkImage(this.state, repair, onMessage);
   }
 
   /** `qemu-img amend -o ...` (qcow2_amend_options); throws Qcow2Error with QEMU's message. */

@@ -51,13 +51,17 @@
  *     createSnapshot(info: SnapshotCreateInfo) -> id; applySnapshot(idOrName);
  *     deleteSnapshot(id?, name?); listSnapshots() -> Snapshot[] (ENOTSUP with data file);
  *     loadSnapshotTemporarily(id?, name?)  (read-only images)
- *     check(repair: 'none' | 'leaks' | 'all' = 'none') -> Qcow2CheckResult
- *                                          counts + stderr lines in QEMU's order
+ *     check(repair: 'none' | 'leaks' | 'all' = 'none', onMessage?) -> Qcow2CheckResult
+ *                                          counts + stderr lines in QEMU's order (streamed
+ *                                          to onMessage instead, when given)
  *     amend(opts: Qcow2AmendOptions): void; changeBackingFile(file?, format?): void;
  *     makeEmpty(): void; listBitmaps() -> BitmapInfo[]
  *     updateHeader(): void; markClean(): void
  *     close() -> string[]                  flush + clear the dirty bit; QEMU's messages of
  *                                          failures (close itself never throws)
+ *
+ *   setStrictErrors(enabled)             fuzzing: internal errors (engine bugs) escape with
+ *                                          their stack instead of becoming EIO
  *
  * Offsets and lengths are plain numbers (exact up to 2^53); guest requests must lie within
  * the virtual size (EIO otherwise; the block layer refuses those before the driver).
@@ -76,5 +80,5 @@ export type { Qcow2AmendOptions } from './amend.ts';
 export { measureQcow2, calcPreallocSize } from './measure.ts';
 export type { Qcow2MeasureOptions, Qcow2MeasureResult, MeasureInput } from './measure.ts';
 export type { SnapshotCreateInfo } from './snapshot.ts';
-export { Qcow2Error, Qcow2CorruptionError, corruptionLine } from './errors.ts';
+export { Qcow2Error, Qcow2CorruptionError, corruptionLine, setStrictErrors } from './errors.ts';
 export type { CorruptionEvent } from './errors.ts';
