@@ -179,6 +179,10 @@ function openFile(ctx: DriverOpenContext): BaseNode {
     storage = FileStorage.open(filename, { readOnly: ctx.readOnly }, abs);
   } catch (err) {
     if (err instanceof ErrnoError) {
+      // open(2) of a directory succeeds read-only; raw_open_common then wants a regular file.
+      if (err.errno === Errno.EISDIR && ctx.readOnly) {
+        throw new BlockOpenError(`'file' driver requires '${filename}' to be a regular file`, Errno.EINVAL);
+      }
       throw new BlockOpenError(`Could not open '${filename}': ${strerror(err.errno)}`, err.errno);
     }
     throw err;

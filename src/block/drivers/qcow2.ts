@@ -127,7 +127,39 @@ export class Qcow2Node extends BaseNode {
       status.offset = s.hostOffset;
       status.file = s.inDataFile && this.dataFile ? this.dataFile : this.file;
     }
+    if (status.data && status.offset !== undefined && status.file && this.hasMetadataPreallocation()) {
+      this.recurseIntoFile(status, status.file, status.offset);
+    }
     return status;
+  }
+
+  /** qcow2_detect_metadata_preallocation, asked once per node as QEMU does. */
+  private metadataPreallocation: boolean | undefined;
+
+  private hasMetadataPreallocation(): boolean {
+    if (this.metadataPreallocation === undefined) {
+      const host = hostFileOf(this.file);
+      this.metadataPreallocation = host !== undefined && this.image.detectMetadataPreallocation(host.allocatedBytes());
+    }
+    return this.metadataPreallocation;
+  }
+
+  /**
+   * BDRV_BLOCK_RECURSE: in a metadata-preallocated image every cluster is allocated, so the
+   * host file tells which data clusters still read as zeroes (holes, or past its end).
+   */
+  private recurseIntoFile(status: BlockStatus, file: BlockNode, hostOffset: number): void {
+    try {
+      if (hostOffset >= file.length()) {
+        status.zero = true;
+        return;
+      }
+      const f = file.blockStatus(hostOffset, status.length);
+      status.length = f.length;
+      if (f.zero) status.zero = true;
+    } catch {
+      // The file's status only adds information; QEMU ignores its errors.
+    }
   }
 
   protected override doCopyRangeTo(): void {
@@ -176,6 +208,13 @@ export class Qcow2Node extends BaseNode {
   protected override refreshExactFilename(generateJson: boolean): void {
     super.refreshExactFilename(generateJson);
   }
+}
+
+/** The host file under a node (through filters), for its real allocation. */
+function hostFileOf(node: BlockNode | undefined): FileNode | undefined {
+  let n = node;
+  while (n instanceof BaseNode && !(n instanceof FileNode)) n = n.primaryChild();
+  return n instanceof FileNode ? n : undefined;
 }
 
 /** Incompatible feature bit 2 (external data file) in the header of a qcow2 v3 image. */

@@ -14,7 +14,7 @@ import {
   protocolCreateOpts,
 } from '../../block/create-opts.ts';
 import { bdrvImgCreate, type BackingProbe } from '../../block/create.ts';
-import { ObjectList, OPTION_OBJECT, imgOpen } from './common.ts';
+import { ImgOpenFailure, ObjectList, OPTION_OBJECT, imgOpen, openImgBackend, type ImgOpenRequest } from './common.ts';
 import { errorMessage, type Img } from './img.ts';
 import { cvtnum } from './numbers.ts';
 
@@ -152,17 +152,15 @@ export function imgCreate(img: Img, argv: string[]): number {
 
 /** bdrv_img_create's backing open: read-only, shared, no backing of its own needed. */
 function openBackingForCreate(img: Img, fullPath: string, fmt: string | undefined): BackingProbe {
-  const errors: string[] = [];
-  const quietImg = Object.create(img) as Img;
-  quietImg.error = (m: string) => errors.push(m);
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts: false, filename: fullPath, readOnly: true, writethrough: false, forceShare: true, noBacking: true };
+  const req: ImgOpenRequest = { imageOpts: false, filename: fullPath, readOnly: true, writethrough: false, forceShare: true, noBacking: true };
   if (fmt !== undefined) req.fmt = fmt;
-  const blk = imgOpen(quietImg, req);
-  if (!blk) {
-    // imgOpen prefixes "Could not open 'X': "; bdrv_img_create reports the inner error only.
-    const text = errors[0] ?? '';
-    const inner = text.startsWith(`Could not open '${fullPath}': `) ? text.slice(`Could not open '${fullPath}': `.length) : text;
-    throw new QemuError(inner);
+  let blk;
+  try {
+    blk = openImgBackend(img, req);
+  } catch (err) {
+    // bdrv_img_create reports the open error without "Could not open 'X': ".
+    if (err instanceof ImgOpenFailure) throw new QemuError(err.message, err.hint);
+    throw err;
   }
   try {
     return { format: blk.root.driver, size: blk.length() };

@@ -6,7 +6,8 @@ import type { BlockBackend } from '../../block/backend.ts';
 import { findDriver } from '../../block/drivers/registry.ts';
 import { fullBackingFilename } from '../../block/create.ts';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
-import { BDRV_DEFAULT_CACHE, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, backingOf, cacheMode, imgOpen } from './common.ts';
+import { BDRV_DEFAULT_CACHE, ImgOpenFailure, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, backingOf, cacheMode, imgOpen, openImgBackend, type ImgOpenRequest } from './common.ts';
+import { QemuError } from '../../block/create-opts.ts';
 import { changeBackingFile } from './engine.ts';
 import { errorMessage, type Img } from './img.ts';
 
@@ -108,16 +109,13 @@ export function imgRebase(img: Img, argv: string[]): number {
           img.error(`Could not resolve backing filename: ${errorMessage(err)}`);
           return 1;
         }
-        const errors: string[] = [];
-        const quietImg = Object.create(img) as Img;
-        quietImg.error = (m: string) => errors.push(m);
-        const breq: Parameters<typeof imgOpen>[1] = { imageOpts: false, filename: realPath, readOnly: true, writethrough: false, cache: srcCs, forceShare };
+        const breq: ImgOpenRequest = { imageOpts: false, filename: realPath, readOnly: true, writethrough: false, cache: srcCs, forceShare };
         if (outBasefmt !== undefined) breq.fmt = outBasefmt;
-        newBacking = imgOpen(quietImg, breq);
-        if (!newBacking) {
-          const prefix = `Could not open '${realPath}': `;
-          const inner = errors[0]?.startsWith(prefix) ? errors[0].slice(prefix.length) : (errors[0] ?? '');
-          img.error(`Could not open new backing file '${outBaseimg}': ${inner}`);
+        try {
+          newBacking = openImgBackend(img, breq);
+        } catch (err) {
+          if (!(err instanceof ImgOpenFailure)) throw err;
+          img.reportErr(new QemuError(err.message, err.hint), `Could not open new backing file '${outBaseimg}': `);
           return 1;
         }
       }

@@ -6,7 +6,7 @@
 import { BlockBackend } from '../../block/backend.ts';
 import { BlockOpenError, OptionsError } from '../../block/errors.ts';
 import { openImage, parseCacheMode, type CacheSettings } from '../../block/open.ts';
-import { parseOptsString } from '../../block/options.ts';
+import { SizeOptionError, parseOptsString } from '../../block/options.ts';
 import { QDict } from '../../block/qdict.ts';
 import type { BlockNode, BlockStatus } from '../../block/types.ts';
 import { ErrnoError } from '../../errno.ts';
@@ -151,47 +151,63 @@ function openErrorText(err: unknown): string {
   return errorMessage(err);
 }
 
+/** Why an image could not be opened: QEMU's Error text (without "Could not open 'X': "). */
+export class ImgOpenFailure extends Error {
+  readonly hint: string | undefined;
+  constructor(message: string, hint?: string) {
+    super(message);
+    this.name = 'ImgOpenFailure';
+    this.hint = hint;
+  }
+}
+
 /**
  * img_open: returns the BlockBackend, or null after printing QEMU's error. The backend is
  * writethrough or not as -t says (qemu-img opens with the cache mode's write-cache flag).
  */
 export function imgOpen(img: Img, req: ImgOpenRequest): BlockBackend | null {
-  let options = req.options ?? new QDict();
-  if (req.imageOpts) {
-    if (req.fmt !== undefined) {
-      img.error('--image-opts and --format are mutually exclusive');
-      return null;
-    }
-    try {
-      const parsed = parseOptsString(req.filename, { impliedName: 'file', mergeLists: false });
-      for (const [k, v] of options) parsed.set(k, v);
-      options = parsed;
-    } catch (err) {
-      img.error(errorMessage(err));
-      return null;
-    }
-    if (req.forceShare) {
-      const fs = options.get('force-share');
-      if (fs !== undefined && fs !== 'on') {
-        img.error('--force-share/-U conflicts with image options');
-        return null;
-      }
-    }
+  if (req.imageOpts && req.fmt !== undefined) {
+    img.error('--image-opts and --format are mutually exclusive');
+    return null;
   }
-  const cache = req.cache ?? { direct: false, noFlush: false, writethrough: req.writethrough };
+  let options: QDict;
   try {
-    const openReq: Parameters<typeof openImage>[0] = {
-      options,
-      readOnly: req.readOnly,
-      cache: { ...cache, writethrough: req.writethrough },
-      forceShare: req.forceShare,
-      noBacking: req.noBacking ?? false,
-      unmap: req.unmap ?? false,
-    };
-    if (!req.imageOpts) openReq.filename = req.filename;
-    if (req.noIo) openReq.noIo = true;
-    if (req.check) openReq.check = true;
-    if (req.fmt !== undefined) openReq.format = req.fmt;
+    options = imgOpenOptions(req);
+  } catch (err) {
+    img.error(errorMessage(err));
+    return null;
+  }
+  try {
+    return openImgBackend(img, req, options);
+  } catch (err) {
+    if (!(err instanceof ImgOpenFailure)) throw err;
+    // error_reportf_err: the message, then the Error's hint (size options explain suffixes).
+    img.error(`Could not open '${req.filename}': ${err.message}`);
+    if (err.hint) img.ctx.out.stderr(err.hint);
+    return null;
+  }
+}
+
+/**
+ * The open itself (blk_new_open with qemu-img's flags) for callers that word the failure
+ * themselves (bdrv_img_create's backing probe, rebase's new backing file). Throws
+ * ImgOpenFailure; probing warnings still go to stderr.
+ */
+export function openImgBackend(img: Img, req: ImgOpenRequest, options: QDict = imgOpenOptions(req)): BlockBackend {
+  const cache = req.cache ?? { direct: false, noFlush: false, writethrough: req.writethrough };
+  const openReq: Parameters<typeof openImage>[0] = {
+    options,
+    readOnly: req.readOnly,
+    cache: { ...cache, writethrough: req.writethrough },
+    forceShare: req.forceShare,
+    noBacking: req.noBacking ?? false,
+    unmap: req.unmap ?? false,
+  };
+  if (!req.imageOpts) openReq.filename = req.filename;
+  if (req.noIo) openReq.noIo = true;
+  if (req.check) openReq.check = true;
+  if (req.fmt !== undefined) openReq.format = req.fmt;
+  try {
     return openImage(openReq, {
       cwd: img.ctx.cwd,
       pathPolicy: img.ctx.pathPolicy,
@@ -199,9 +215,22 @@ export function imgOpen(img: Img, req: ImgOpenRequest): BlockBackend | null {
       warn: (m) => img.warn(m),
     });
   } catch (err) {
-    img.error(`Could not open '${req.filename}': ${openErrorText(err)}`);
-    return null;
+    throw new ImgOpenFailure(openErrorText(err), err instanceof SizeOptionError ? err.hint : undefined);
   }
+}
+
+/** The options of an --image-opts argument (plus the request's own); throws OptionsError. */
+function imgOpenOptions(req: ImgOpenRequest): QDict {
+  let options = req.options ?? new QDict();
+  if (!req.imageOpts) return options;
+  const parsed = parseOptsString(req.filename, { impliedName: 'file', mergeLists: false });
+  for (const [k, v] of options) parsed.set(k, v);
+  options = parsed;
+  if (req.forceShare) {
+    const fs = options.get('force-share');
+    if (fs !== undefined && fs !== 'on') throw new OptionsError('--force-share/-U conflicts with image options');
+  }
+  return options;
 }
 
 /** bdrv_parse_cache_mode with qemu-img's flags: returns settings or null. */
