@@ -55,6 +55,8 @@ import {
 } from './refcount.ts';
 import type { ReadSnapshotsRepair } from './snapshot.ts';
 import { readSnapshots, validateTable, writeSnapshots } from './snapshot.ts';
+import type { BitmapDirEntry } from './bitmaps.ts';
+import { bitmapTableEntryOffset, bitmapTableEntryValid, loadBitmapList } from './bitmaps.ts';
 import type { State } from './state.ts';
 import { DISCARD_ALWAYS } from './state.ts';
 import { Qcow2Error } from './errors.ts';
@@ -380,28 +382,47 @@ function checkRefcountsL1(c: Ctx, l1Offset: number, l1Size: number, fragInfo: bo
   }
 }
 
-/** qcow2_check_bitmaps_refcounts(): the directory, bitmap tables and their clusters. */
+/**
+ * qcow2_check_bitmaps_refcounts(): the directory, bitmap tables and their clusters. A
+ * directory that does not load, or a table that does not, is a corruption that ends the check
+ * (QEMU returns the error); a bad table entry is a corruption and is skipped.
+ */
 function checkBitmapsRefcounts(c: Ctx): void {
   const s = c.s;
   const b = s.hdr.bitmaps;
   if (!b) return;
   incRefcounts(c, b.directoryOffset, b.directorySize);
-  const dir = new Uint8Array(Math.min(b.directorySize, 1 << 26));
-  readAt(s.file, b.directoryOffset, dir);
-  let p = 0;
-  for (let n = 0; n < b.nbBitmaps && p + 24 <= dir.length; n++) {
-    const tableOffset = be64(dir, p);
-    const tableSize = be32(dir, p + 8);
-    const nameSize = (dir[p + 18]! << 8) | dir[p + 19]!;
-    const extra = be32(dir, p + 20);
-    p += Math.ceil((24 + extra + nameSize) / 8) * 8;
-    if (tableSize > 1 << 21 || s.offsetIntoCluster(tableOffset)) continue;
-    incRefcounts(c, tableOffset, tableSize * 8);
-    const t = new Uint8Array(tableSize * 8);
-    readAt(s.file, tableOffset, t);
-    for (let i = 0; i < tableSize; i++) {
-      const off = entryOffset(be32(t, 8 * i), be32(t, 8 * i + 4));
-      if (off) incRefcounts(c, off, s.clusterSize);
+  let list: BitmapDirEntry[];
+  try {
+    list = loadBitmapList(s.file, b, s.clusterSize, Math.floor(s.size / 512) * 512);
+  } catch (err) {
+    errnoOf(err);
+    c.res.corruptions++;
+    throw new CheckFailed(Errno.EINVAL);
+  }
+  for (const bm of list) {
+    incRefcounts(c, Number(bm.tableOffset), bm.tableSize * 8);
+    let raw: Uint8Array;
+    try {
+      raw = new Uint8Array(bm.tableSize * 8);
+      readAt(s.file, Number(bm.tableOffset), raw);
+    } catch (err) {
+      c.res.corruptions++;
+      throw new CheckFailed(errnoOf(err));
+    }
+    // bitmap_table_load() fails on the first bad entry, and then the whole check does.
+    const entries: bigint[] = [];
+    for (let i = 0; i < bm.tableSize; i++) {
+      const entry = (BigInt(be32(raw, 8 * i)) << 32n) | BigInt(be32(raw, 8 * i + 4));
+      if (!bitmapTableEntryValid(entry, s.clusterSize)) {
+        c.res.corruptions++;
+        throw new CheckFailed(Errno.EINVAL);
+      }
+      entries.push(entry);
+    }
+    for (const entry of entries) {
+      const offset = bitmapTableEntryOffset(entry);
+      if (offset) incRefcounts(c, offset, s.clusterSize);
     }
   }
 }

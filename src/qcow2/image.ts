@@ -53,6 +53,7 @@ import type { Prealloc, ResizeOptions } from './resize.ts';
 import { resize } from './resize.ts';
 import type { CheckFix, CheckMessage, Qcow2CheckResult } from './check.ts';
 import { checkImage } from './check.ts';
+import { validateBitmapsAtOpen } from './bitmaps.ts';
 import type { Qcow2AmendOptions } from './amend.ts';
 import { amend as amendImage, changeBackingFile } from './amend.ts';
 import { makeEmpty } from './misc.ts';
@@ -357,6 +358,8 @@ function loadImage(opts: Qcow2OpenOptions): Loaded {
       }
     }
     if (exts.bitmapsInconsistent && readOnly) updateHeader = false;
+    // qcow2_load_dirty_bitmaps(): a broken bitmap directory or bitmap fails the open.
+    if (hdr.bitmaps) validateBitmapsAtOpen(file, hdr.bitmaps, cs, hdr.size);
     s.backing = opts.backing ?? null;
     return { s, ownedDataFile, warnings, updateHeader };
   } catch (err) {
