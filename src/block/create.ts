@@ -23,6 +23,7 @@ import {
 } from './create-opts.ts';
 import type { Prealloc } from './types.ts';
 import { luksPayloadOffset } from './crypto.ts';
+import { noteZeroFilledFile } from './drivers/file-extents.ts';
 import type { SecretStore } from './secrets.ts';
 import { createQcow2, type Qcow2CreateOptions as Qcow2CreateOptions_ } from '../qcow2/index.ts';
 
@@ -111,6 +112,7 @@ export function createFile(env: CreateEnv, spec: FileCreateSpec): FileStorage {
       const chunk = new Uint8Array(Math.min(size, 1 << 20));
       for (let pos = 0; pos < size; pos += chunk.length) storage.write(pos, chunk.subarray(0, Math.min(chunk.length, size - pos)));
     }
+    noteZeroFilledFile(abs, size);
   } catch (err) {
     storage.close();
     if (err instanceof QemuError) throw err;

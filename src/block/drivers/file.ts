@@ -9,11 +9,11 @@ import { BaseNode, type NodeInfo, type TruncateOptions } from '../node.ts';
 import type { QDict } from '../qdict.ts';
 import type { BlockDriverDef, DriverOpenContext } from './types.ts';
 import type { BlockNode, BlockStatus } from '../types.ts';
-import { isZeroRange } from '../zero.ts';
+import { EXTENT_BLOCK, FileExtents, recordTruncate, recordWrite, recordZeroes, runAt } from './file-extents.ts';
 
 const AIO_MODES = ['threads', 'native', 'io_uring'];
 /** Granularity of hole detection (the host file system's block size). */
-const HOLE_BLOCK = 4096;
+const HOLE_BLOCK = EXTENT_BLOCK;
 const LOCKING_MODES = ['off', 'on', 'auto'];
 
 export class FileNode extends BaseNode {
@@ -29,6 +29,7 @@ export class FileNode extends BaseNode {
     this.path = path;
     this.absPath = absPath;
     this.exactFilename = path;
+    this.extents = new FileExtents(absPath);
   }
 
   override get protocolName(): string {
@@ -47,20 +48,27 @@ export class FileNode extends BaseNode {
   }
 
   protected doWrite(offset: number, data: Uint8Array, fua: boolean): void {
-    this.holes = undefined;
+    this.extents.beforeChange();
     this.storage.write(offset, data);
+    this.extents.update((m) => recordWrite(m, offset, data));
     if (fua) this.storage.flush();
   }
 
   protected override doWriteZeroes(offset: number, length: number, unmap: boolean): void {
-    this.holes = undefined;
+    const old = this.storage.size();
+    this.extents.beforeChange();
     this.storage.writeZeroes(offset, length, unmap);
+    this.extents.update((m) => {
+      recordZeroes(m, offset, Math.min(length, Math.max(0, old - offset)));
+      if (offset + length > old) recordTruncate(m, old, offset + length);
+    });
   }
 
   protected override doDiscard(offset: number, length: number): void {
     if (offset >= this.storage.size()) return;
-    this.holes = undefined;
+    this.extents.beforeChange();
     this.storage.discard(offset, length);
+    this.extents.update((m) => recordZeroes(m, offset, Math.min(length, this.storage.size() - offset)));
   }
 
   protected override doFlushToDisk(): void {
@@ -77,8 +85,10 @@ export class FileNode extends BaseNode {
       throw new ErrnoError(Errno.ENOTSUP, `Unsupported preallocation mode: ${opts.prealloc}`);
     }
     // falloc and full allocate the new area; it reads as zeroes either way.
-    this.holes = undefined;
+    const old = this.storage.size();
+    this.extents.beforeChange();
     this.storage.truncate(size);
+    this.extents.update((m) => recordTruncate(m, old, size));
   }
 
   /**
@@ -96,21 +106,16 @@ export class FileNode extends BaseNode {
     const allocated = this.storage.allocatedBytes();
     if (allocated === 0) return hole(length);
     if (allocated >= Math.ceil(size / HOLE_BLOCK) * HOLE_BLOCK) return data(length);
-    const run = this.holeMap(size, allocated).runAt(offset, Math.min(offset + length, size));
-    if (run.isData) return data(run.end - offset);
+    const end = Math.min(offset + length, size);
+    const run = runAt(this.extents.current(), Math.floor(offset / EXTENT_BLOCK), Math.ceil(end / EXTENT_BLOCK), (o, b) => this.storage.read(o, b), size);
+    const runEnd = Math.min(run.end * EXTENT_BLOCK, end);
+    if (run.isData) return data(runEnd - offset);
     // Past the end of the file the request is a hole (the block layer pads it with zeroes).
-    return hole(run.end >= size ? length : run.end - offset);
+    return hole(runEnd >= size ? length : runEnd - offset);
   }
 
-  /** The inferred data/hole runs, kept until this node changes the file. */
-  private holeMap(size: number, allocated: number): HoleMap {
-    if (!this.holes || this.holes.size !== size || this.holes.allocated !== allocated) {
-      this.holes = new HoleMap(this.storage, size, allocated);
-    }
-    return this.holes;
-  }
-
-  private holes: HoleMap | undefined;
+  /** What is known about the file's data blocks (shared with other nodes on the file). */
+  private readonly extents: FileExtents;
 
   protected override doCopyRangeTo(dest: BlockNode, srcOffset: number, destOffset: number, length: number): void {
     const target = resolveCopyTarget(dest, destOffset);
@@ -121,8 +126,9 @@ export class FileNode extends BaseNode {
       const n = Math.min(chunk, length - done);
       const part = n === buf.length ? buf : buf.subarray(0, n);
       this.storage.read(srcOffset + done, part);
-      target.node.holes = undefined;
+      target.node.extents.beforeChange();
       target.node.storage.write(target.offset + done, part);
+      target.node.extents.update((m) => recordWrite(m, target.offset + done, part));
     }
   }
 
@@ -200,66 +206,3 @@ export const fileDriver: BlockDriverDef = {
   parseFilename: parseFileFilename,
   open: openFile,
 };
-
-/**
- * Data and hole runs of a partly sparse file, found by reading it: a 4 KiB block is data when
- * it is the first block or holds a nonzero byte. Scanned lazily in 1 MiB reads and remembered,
- * so repeated status queries (convert, measure, map) read the file once.
- */
-class HoleMap {
-  readonly size: number;
-  readonly allocated: number;
-  private readonly storage: FileStorage;
-  /** One entry per scanned block: 1 data, 0 hole; blocks at and past `scanned` are unknown. */
-  private readonly blocks: Uint8Array;
-  private scanned = 0;
-
-  constructor(storage: FileStorage, size: number, allocated: number) {
-    this.storage = storage;
-    this.size = size;
-    this.allocated = allocated;
-    this.blocks = new Uint8Array(Math.ceil(size / HOLE_BLOCK));
-  }
-
-  /** The run of uniform state starting at the block holding `offset`, cut at `limit`. */
-  runAt(offset: number, limit: number): { isData: boolean; end: number } {
-    const first = Math.floor(offset / HOLE_BLOCK);
-    const lastBlock = Math.ceil(limit / HOLE_BLOCK);
-    this.scanTo(first + 1);
-    const isData = this.blocks[first] === 1;
-    let b = first + 1;
-    while (b < lastBlock) {
-      if (b >= this.scanned) this.scanTo(Math.min(b + SCAN_BLOCKS, lastBlock));
-      const at = this.blocks.indexOf(isData ? 0 : 1, b);
-      if (at < 0 || at >= this.scanned) {
-        b = this.scanned;
-        continue;
-      }
-      b = at;
-      break;
-    }
-    return { isData, end: Math.min(b * HOLE_BLOCK, this.size, limit) };
-  }
-
-  private scanTo(block: number): void {
-    const total = this.blocks.length;
-    const buf = new Uint8Array(SCAN_BLOCKS * HOLE_BLOCK);
-    while (this.scanned < Math.min(block, total)) {
-      const start = this.scanned;
-      const count = Math.min(SCAN_BLOCKS, total - start);
-      const bytes = Math.min(count * HOLE_BLOCK, this.size - start * HOLE_BLOCK);
-      const view = buf.subarray(0, bytes);
-      this.storage.read(start * HOLE_BLOCK, view);
-      if (!isZeroRange(view)) {
-        for (let i = 0; i < count; i++) {
-          const from = i * HOLE_BLOCK;
-          if (!isZeroRange(view, from, Math.min(from + HOLE_BLOCK, bytes))) this.blocks[start + i] = 1;
-        }
-      }
-      if (start === 0) this.blocks[0] = 1;
-      this.scanned = start + count;
-    }
-  }
-}
-
-const SCAN_BLOCKS = 256;
