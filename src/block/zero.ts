@@ -39,3 +39,36 @@ export function filledBuffer(len: number, byte: number): Uint8Array {
   // A plain Uint8Array over its own ArrayBuffer (no pool offset, Uint8Array's slice()).
   return new Uint8Array(Buffer.allocUnsafeSlow(len).fill(byte).buffer, 0, len);
 }
+
+/** Whether a[aStart, aStart + len) equals b[bStart, bStart + len) (memcmp). */
+export function rangesEqual(a: Uint8Array, aStart: number, b: Uint8Array, bStart: number, len: number): boolean {
+  return Buffer.from(a.buffer, a.byteOffset + aStart, len).equals(Buffer.from(b.buffer, b.byteOffset + bStart, len));
+}
+
+const SECTOR = 512;
+
+/**
+ * qemu-img's compare_buffers over a[start..] and b[start..]: whether the first sector
+ * differs, and how many bytes (whole sectors, or the rest) share that state.
+ */
+export function compareSectors(a: Uint8Array, b: Uint8Array, start: number, bytes: number): [boolean, number] {
+  if (rangesEqual(a, start, b, start, bytes)) return [false, bytes];
+  let i = Math.min(bytes, SECTOR);
+  const res = !rangesEqual(a, start, b, start, i);
+  while (i < bytes) {
+    const len = Math.min(bytes - i, SECTOR);
+    if (!rangesEqual(a, start + i, b, start + i, len) !== res) break;
+    i += len;
+  }
+  return [res, i];
+}
+
+/** qemu-img's find_nonzero: the offset of the first sector of buf[0, n) with a nonzero byte, or -1. */
+export function findNonzeroSector(buf: Uint8Array, n: number): number {
+  if (isZeroRange(buf, 0, n)) return -1;
+  const end = n - (n % SECTOR);
+  let i = 0;
+  for (; i < end; i += SECTOR) if (!isZeroRange(buf, i, i + SECTOR)) return i;
+  if (i < n && !isZeroRange(buf, i, n)) return i;
+  return -1;
+}

@@ -9,7 +9,7 @@ import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { BlockOpenError, OptionsError } from '../errors.ts';
 import { checkPath } from '../env.ts';
 import { BaseNode, type StatusPassthrough } from '../node.ts';
-import { parseBoolOption, parseNumberOption, parseSizeOption } from '../options.ts';
+import { parseBoolOption, parseNumberOption } from '../options.ts';
 import { QDict, type QValue } from '../qdict.ts';
 import type { BlockDriverDef, DriverOpenContext } from './types.ts';
 

@@ -6,45 +6,9 @@ import { ErrnoError, Errno, strerror } from '../../errno.ts';
 import type { BlockBackend } from '../../block/backend.ts';
 import { BDRV_DEFAULT_CACHE, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, cacheMode, imgOpen, statusAbove } from './common.ts';
 import type { Img } from './img.ts';
+import { compareSectors, findNonzeroSector } from '../../block/zero.ts';
 
 const IO_BUF_SIZE = 2 * 1024 * 1024;
-const SECTOR = 512;
-
-// Comparisons run as native memcmp (Buffer#equals) over views; per-byte JavaScript loops
-// dominated compare's run time on large images.
-const ZEROES = Buffer.alloc(IO_BUF_SIZE);
-
-function view(buf: Uint8Array, start: number, end: number): Buffer {
-  return Buffer.from(buf.buffer, buf.byteOffset + start, end - start);
-}
-
-function isZero(buf: Uint8Array, start: number, end: number): boolean {
-  return view(buf, start, end).equals(ZEROES.subarray(0, end - start));
-}
-
-/** find_nonzero: the first sector (offset within buf) holding a non-zero byte, or -1. */
-function findNonzero(buf: Uint8Array, n: number): number {
-  if (isZero(buf, 0, n)) return -1;
-  const end = n - (n % SECTOR);
-  let i = 0;
-  for (; i < end; i += SECTOR) if (!isZero(buf, i, i + SECTOR)) return i;
-  if (i < n && !isZero(buf, i, n)) return i;
-  return -1;
-}
-
-/** compare_buffers: [differs, length of the prefix with the same status, sector granular]. */
-function compareBuffers(a: Uint8Array, b: Uint8Array, bytes: number): [boolean, number] {
-  const same = (start: number, len: number) => view(a, start, start + len).equals(view(b, start, start + len));
-  if (same(0, bytes)) return [false, bytes];
-  let i = Math.min(bytes, SECTOR);
-  const res = !same(0, i);
-  while (i < bytes) {
-    const len = Math.min(bytes - i, SECTOR);
-    if (!same(i, len) !== res) break;
-    i += len;
-  }
-  return [res, i];
-}
 
 function errnoOf(err: unknown): number {
   return err instanceof ErrnoError ? err.errno : Errno.EIO;
@@ -151,7 +115,7 @@ function compareImages(img: Img, blk1: BlockBackend, blk2: BlockBackend, filenam
   const checkEmpty = (blk: BlockBackend, offset: number, bytes: number, filename: string): number => {
     const b = buf1.subarray(0, bytes);
     if (!read(blk, filename, offset, b)) return 4;
-    const idx = findNonzero(b, bytes);
+    const idx = findNonzeroSector(b, bytes);
     if (idx >= 0) {
       img.qprint(`Content mismatch at offset ${offset + idx}!\n`);
       return 1;
@@ -188,7 +152,7 @@ function compareImages(img: Img, blk1: BlockBackend, blk2: BlockBackend, filenam
         chunk = Math.min(chunk, IO_BUF_SIZE);
         if (!read(blk1, filename1, offset, buf1.subarray(0, chunk))) return 4;
         if (!read(blk2, filename2, offset, buf2.subarray(0, chunk))) return 4;
-        const [differs, pnum] = compareBuffers(buf1, buf2, chunk);
+        const [differs, pnum] = compareSectors(buf1, buf2, 0, chunk);
         if (differs || pnum !== chunk) {
           img.qprint(`Content mismatch at offset ${offset + (differs ? 0 : pnum)}!\n`);
           return 1;

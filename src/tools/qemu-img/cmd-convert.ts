@@ -7,6 +7,7 @@ import type { BlockBackend } from '../../block/backend.ts';
 import { CreateOptions, NON_CREATING_DRIVERS, UNIMPLEMENTED_CREATING_FORMATS, appendDescs, createOptsFor, hasHelpOption, protocolCreateOpts } from '../../block/create-opts.ts';
 import { bdrvCreate } from '../../block/create.ts';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
+import { isZeroRange } from '../../block/zero.ts';
 import { addOptionList, printBlockOptionHelp } from './cmd-create.ts';
 import {
   BDRV_DEFAULT_CACHE,
@@ -130,8 +131,7 @@ class ConvertFailure extends Error {
 }
 
 function bufferIsZero(buf: Uint8Array, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
-  return true;
+  return isZeroRange(buf, start, end);
 }
 
 /** is_allocated_sectors: [nonzero?, sectors with the same state]. */
@@ -139,6 +139,8 @@ function isAllocatedSectors(buf: Uint8Array, bufStart: number, n: number, sector
   if (n <= 0) return [false, 0];
   let isZero = bufferIsZero(buf, bufStart, bufStart + SECTOR);
   let i = 1;
+  // A wholly zero range needs no sector walk.
+  if (isZero && bufferIsZero(buf, bufStart, bufStart + n * SECTOR)) i = n;
   for (; i < n; i++) {
     const off = bufStart + i * SECTOR;
     if (isZero !== bufferIsZero(buf, off, off + SECTOR)) break;

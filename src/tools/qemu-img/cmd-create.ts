@@ -14,7 +14,7 @@ import {
   protocolCreateOpts,
 } from '../../block/create-opts.ts';
 import { bdrvImgCreate, type BackingProbe } from '../../block/create.ts';
-import { ImgOpenFailure, ObjectList, OPTION_OBJECT, imgOpen, openImgBackend, type ImgOpenRequest } from './common.ts';
+import { ImgOpenFailure, ObjectList, OPTION_OBJECT, openImgBackend, type ImgOpenRequest } from './common.ts';
 import { errorMessage, type Img } from './img.ts';
 import { cvtnum } from './numbers.ts';
 

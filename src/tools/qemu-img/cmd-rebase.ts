@@ -9,10 +9,10 @@ import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { BDRV_DEFAULT_CACHE, ImgOpenFailure, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, backingOf, cacheMode, imgOpen, openImgBackend, type ImgOpenRequest } from './common.ts';
 import { QemuError } from '../../block/create-opts.ts';
 import { changeBackingFile } from './engine.ts';
+import { compareSectors } from '../../block/zero.ts';
 import { errorMessage, type Img } from './img.ts';
 
 const IO_BUF_SIZE = 2 * 1024 * 1024;
-const SECTOR = 512;
 
 function errnoOf(err: unknown): number {
   return err instanceof ErrnoError ? err.errno : Errno.EIO;
@@ -189,20 +189,4 @@ export function imgRebase(img: Img, argv: string[]): number {
     newBacking?.close();
     blk.close();
   }
-}
-
-/** compare_buffers on a window of both buffers. */
-function compareSectors(a: Uint8Array, b: Uint8Array, start: number, bytes: number): [boolean, number] {
-  const same = (s: number, len: number) => {
-    for (let k = s; k < s + len; k++) if (a[k] !== b[k]) return false;
-    return true;
-  };
-  let i = Math.min(bytes, SECTOR);
-  const res = !same(start, i);
-  while (i < bytes) {
-    const len = Math.min(bytes - i, SECTOR);
-    if (!same(start + i, len) !== res) break;
-    i += len;
-  }
-  return [res, i];
 }

@@ -9,6 +9,7 @@ import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { BDRV_REQUEST_MAX_BYTES, BlockOpenError, OptionsError, isAllocated, parseCacheMode, parseDiscardMode, isValidAioMode, parseOptsString, QDict } from '../../block/index.ts';
 import type { Prealloc } from '../../block/types.ts';
 import { Getopt } from '../common/getopt.ts';
+import { filledBuffer, isFilledWith } from '../../block/zero.ts';
 import { humanSize } from '../common/human.ts';
 import { cvtnum, cvtnumErrorText, strtolFull } from '../common/numbers.ts';
 import { EXTENDED_HELP } from './help.ts';
@@ -57,15 +58,14 @@ function patternError(s: IoSession, arg: string): number {
   return -Errno.EINVAL;
 }
 
+/** qemu_io_alloc: a buffer of `len` bytes filled with the pattern byte. */
 function allocBuffer(len: number, fill: number): Uint8Array {
-  const buf = new Uint8Array(len);
-  buf.fill(fill);
-  return buf;
+  return filledBuffer(len, fill);
 }
 
+/** Whether any byte of buf[from, from + len) differs from the pattern. */
 function firstMismatch(buf: Uint8Array, from: number, len: number, pattern: number): boolean {
-  for (let i = from; i < from + len; i++) if (buf[i] !== pattern) return true;
-  return false;
+  return !isFilledWith(buf, pattern, from, from + len);
 }
 
 // ---- read / readv / write / writev ----
