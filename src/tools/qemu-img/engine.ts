@@ -42,8 +42,8 @@ export function qcow2Of(node: BlockNode): Qcow2Image | undefined {
 export function checkImage(node: BlockNode, fix: CheckFix, report: (line: string, errorReport: boolean) => void): CheckResult {
   const img = qcow2Of(node);
   if (!img) throw new ErrnoError(Errno.ENOTSUP);
-  const r = img.check(fix.errors ? 'all' : fix.leaks ? 'leaks' : 'none');
-  for (const m of r.messages) report(m.text, m.errorReport === true);
+  // Lines go out as the check finds them (a wrecked image can have millions), as QEMU's do.
+  const r = img.check(fix.errors ? 'all' : fix.leaks ? 'leaks' : 'none', (m) => report(m.text, m.errorReport === true));
   if (r.ret < 0) throw new ErrnoError(-r.ret);
   return {
     corruptions: r.corruptions,
