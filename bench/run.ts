@@ -43,6 +43,8 @@ interface SideResult {
   peakRssKiB: number | null;
   /** Median of the tool's own reported duration, where it prints one. */
   reportedMedian: number | null;
+  /** Median user + system CPU time (GNU time): less sensitive to a loaded machine than wall time. */
+  cpuMedian: number | null;
 }
 
 interface PairResult {
@@ -125,6 +127,7 @@ function runPair(pair: Pair, runs: number, warmup: number, log: (s: string) => v
   const times: Record<SideName, number[]> = { qemu: [], qtest: [] };
   const rss: Record<SideName, number[]> = { qemu: [], qtest: [] };
   const reported: Record<SideName, number[]> = { qemu: [], qtest: [] };
+  const cpu: Record<SideName, number[]> = { qemu: [], qtest: [] };
   const first: Partial<Record<SideName, Timed>> = {};
   const problems: string[] = [];
   for (let round = 0; round < warmup + runs; round++) {
@@ -134,6 +137,7 @@ function runPair(pair: Pair, runs: number, warmup: number, log: (s: string) => v
       if (r.peakRssKiB !== null) rss[side].push(r.peakRssKiB);
       if (round < warmup) continue;
       times[side].push(r.seconds);
+      if (r.cpuSeconds !== null) cpu[side].push(r.cpuSeconds);
       const rep = pair.reported?.(r);
       if (rep != null) reported[side].push(rep);
       first[side] ??= r;
@@ -153,6 +157,7 @@ function runPair(pair: Pair, runs: number, warmup: number, log: (s: string) => v
     summary: summarize(times[s]),
     peakRssKiB: rss[s].length ? Math.max(...rss[s]) : null,
     reportedMedian: reported[s].length ? summarize(reported[s]).median : null,
+    cpuMedian: cpu[s].length ? summarize(cpu[s]).median : null,
   });
   const q = side('qemu');
   const t = side('qtest');
@@ -169,6 +174,7 @@ const COLUMNS: Column[] = [
   { title: 'target' },
   { title: 'QEMU spread' },
   { title: 'qtest spread' },
+  { title: 'CPU ratio' },
   { title: 'qtest peak RSS' },
 ];
 
@@ -182,6 +188,7 @@ function rows(w: WorkloadResult): string[][] {
       w.target === null ? '-' : `<= ${w.target.toFixed(2)}`,
       percent(p.qemu.summary.spread),
       percent(p.qtest.summary.spread),
+      p.qemu.cpuMedian && p.qtest.cpuMedian !== null ? ratio(p.qtest.cpuMedian / p.qemu.cpuMedian) : '-',
       mib(p.qtest.peakRssKiB),
     ];
     return row;

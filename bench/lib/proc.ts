@@ -18,6 +18,8 @@ export interface Timed {
   seconds: number;
   /** Peak RSS in KiB, or null without GNU time. */
   peakRssKiB: number | null;
+  /** User + system CPU seconds of the process and its children, or null without GNU time. */
+  cpuSeconds: number | null;
   stdout: string;
   stderr: string;
   status: number;
@@ -33,7 +35,7 @@ export function describe(cmd: Command): string {
 
 /** Run cmd once, timed; a nonzero exit status is returned, not thrown. */
 export function timeCommand(cmd: Command): Timed {
-  const argv = hasGnuTime ? [GNU_TIME, '-f', '%M', '-o', rssFile, ...cmd.argv] : cmd.argv;
+  const argv = hasGnuTime ? [GNU_TIME, '-f', '%M %U %S', '-o', rssFile, ...cmd.argv] : cmd.argv;
   const start = process.hrtime.bigint();
   const r = spawnSync(argv[0]!, argv.slice(1), {
     cwd: cmd.cwd,
@@ -44,13 +46,15 @@ export function timeCommand(cmd: Command): Timed {
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.error) throw new Error(`cannot run ${describe(cmd)}: ${r.error.message}`);
   let peakRssKiB: number | null = null;
+  let cpuSeconds: number | null = null;
   if (hasGnuTime) {
-    // GNU time writes "Command exited with non-zero status N" before the number on failures.
+    // GNU time writes "Command exited with non-zero status N" before the numbers on failures.
     const lines = fs.readFileSync(rssFile, 'utf8').trim().split('\n');
-    const kib = Number(lines[lines.length - 1]);
-    peakRssKiB = Number.isFinite(kib) ? kib : null;
+    const [kib, user, sys] = (lines[lines.length - 1] ?? '').split(' ').map(Number);
+    if (Number.isFinite(kib)) peakRssKiB = kib!;
+    if (Number.isFinite(user) && Number.isFinite(sys)) cpuSeconds = user! + sys!;
   }
-  return { seconds, peakRssKiB, stdout: r.stdout, stderr: r.stderr, status: r.status ?? 128 };
+  return { seconds, peakRssKiB, cpuSeconds, stdout: r.stdout, stderr: r.stderr, status: r.status ?? 128 };
 }
 
 export class CommandError extends Error {}
