@@ -69,10 +69,14 @@ export interface CampaignStats {
   qemuTimeouts: number;
   /** builtin verdict -> qemu verdict -> count */
   matrix: Record<string, Record<string, number>>;
+  /** QEMU's first output line (numbers masked), counted: which damage the mutants reached. */
+  qemuFirstLines: Record<string, number>;
   /** Operations that ended in a typed error, by op name. */
   typedErrors: Record<string, number>;
   maxCpuMs: number;
   maxWallMs: number;
+  /** The mutant that took longest (wall clock), to replay. */
+  slowest: { index: number; wallMs: number; cpuMs: number } | null;
   maxRssMiB: number;
   /** Write phases after which the built-in check found the copy corrupt although the mutant was not. */
   writeMadeCorrupt: number;
@@ -165,9 +169,11 @@ function emptyStats(): CampaignStats {
     agreed: 0,
     qemuTimeouts: 0,
     matrix: {},
+    qemuFirstLines: {},
     typedErrors: {},
     maxCpuMs: 0,
     maxWallMs: 0,
+    slowest: null,
     maxRssMiB: 0,
     writeMadeCorrupt: 0,
     bySeed: {},
@@ -250,6 +256,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     }
     const r: ExerciseResult = out.result;
     stats.maxCpuMs = Math.max(stats.maxCpuMs, out.cpuMs);
+    if (!stats.slowest || out.wallMs > stats.slowest.wallMs) stats.slowest = { index, wallMs: out.wallMs, cpuMs: out.cpuMs };
     stats.maxRssMiB = Math.max(stats.maxRssMiB, out.maxRssMiB);
     for (const op of r.ops) if (op.outcome === 'error') stats.typedErrors[op.op] = (stats.typedErrors[op.op] ?? 0) + 1;
     let outcome: Outcome = 'ok';
@@ -267,6 +274,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     let qemu: Finding['qemu'];
     if (q) {
       qemu = { verdict: verdictOf(q.exit), exit: q.exit, output: q.output };
+      const first = (q.output.split('\n').find((l) => l.trim() !== '') ?? '').replace(/\b(0x)?[0-9a-f]*[0-9][0-9a-f]*\b/gi, 'N').slice(0, 120);
+      stats.qemuFirstLines[first] = (stats.qemuFirstLines[first] ?? 0) + 1;
       if (q.timedOut) stats.qemuTimeouts++;
       else if (builtin) {
         stats.compared++;

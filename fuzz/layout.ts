@@ -28,6 +28,7 @@ export type FieldKind =
   | 'snapshot'
   | 'snapshot-l1'
   | 'bitmap-dir'
+  | 'bitmap-table'
   | 'compressed-data';
 
 /** A whole metadata structure (for cluster-level mutations: zero it, copy another over it). */
@@ -253,6 +254,11 @@ export function parseLayout(img: Uint8Array): Layout {
       const nameSize = u16(img, e + 18);
       const extraSize = u32(img, e + 20);
       add(`${p}.name`, 'bitmap-dir', e + 24 + extraSize, nameSize);
+      const tableOffset = u64(img, e);
+      const tableSize = u32(img, e + 8);
+      for (let t = 0; t < tableSize && t < 64 && tableOffset + 8 * t + 8 <= img.length; t++) {
+        add(`${p}.table[${t}]`, 'bitmap-table', tableOffset + 8 * t, 8);
+      }
       e += Math.ceil((24 + extraSize + nameSize) / 8) * 8;
     }
   }

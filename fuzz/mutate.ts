@@ -36,6 +36,7 @@ const KIND_WEIGHTS: Record<FieldKind, number> = {
   snapshot: 9,
   'snapshot-l1': 3,
   'bitmap-dir': 5,
+  'bitmap-table': 3,
   'compressed-data': 4,
 };
 
@@ -118,7 +119,7 @@ function mutateInteger(b: Uint8Array, f: Field, layout: Layout, others: Field[],
   } else if (k < 0.85 && others.length > 0) {
     // Point at, or duplicate, another structure: overlaps and double references.
     const o = pick(r, others);
-    if (f.size === 8 && (f.kind === 'l1' || f.kind === 'l2' || f.kind === 'reftable' || f.kind === 'snapshot-l1')) {
+    if (f.size === 8 && (f.kind === 'l1' || f.kind === 'l2' || f.kind === 'reftable' || f.kind === 'snapshot-l1' || f.kind === 'bitmap-table')) {
       const flags = cur & 0xff000000000001ffn;
       v = flags | BigInt(o.offset - (o.offset % 512));
       how = `${hex(v)} (points at ${o.name})`;

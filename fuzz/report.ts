@@ -25,7 +25,7 @@ export function summarizeImageFuzz(r: CampaignResult): string {
   const lines = [
     `image fuzzing: ${s.mutants} mutants of ${r.seeds.length} seeds, run seed ${r.options.seed}, ${(s.elapsedMs / 1000).toFixed(1)} s`,
     `  crashes ${s.crashes}, hangs ${s.hangs} (> ${r.options.hangMs} ms), memory blow-ups ${s.memory} (> ${r.options.memoryMiB} MiB), worker deaths ${s.died}`,
-    `  slowest mutant ${s.maxWallMs.toFixed(0)} ms wall / ${s.maxCpuMs.toFixed(0)} ms CPU, peak worker RSS ${s.maxRssMiB.toFixed(0)} MiB`,
+    `  slowest mutant ${s.slowest ? `#${s.slowest.index} ${s.slowest.wallMs.toFixed(0)} ms wall / ${s.slowest.cpuMs.toFixed(0)} ms CPU` : '-'}, most CPU ${s.maxCpuMs.toFixed(0)} ms, peak worker RSS ${s.maxRssMiB.toFixed(0)} MiB`,
   ];
   if (r.qemuAvailable && r.options.qemu) {
     lines.push(`  check verdict equal to qemu-img check: ${s.agreed}/${s.compared} (${pct(s.agreed, s.compared)}), qemu-img timeouts ${s.qemuTimeouts}`);
@@ -83,6 +83,12 @@ export function imageFuzzMarkdown(r: CampaignResult): string {
     `Typed errors by operation: ${Object.entries(s.typedErrors)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
+    '',
+    '## What QEMU said (first line of qemu-img check, numbers masked)',
+    '',
+    ...Object.entries(s.qemuFirstLines)
+      .sort((a, b) => b[1] - a[1])
+      .map(([line, n]) => `- ${n} × \`${line}\``),
     '',
     `## Findings (${r.findings.length})`,
     '',

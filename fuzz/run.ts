@@ -15,6 +15,8 @@ import { makeMutant, prepareSeeds, runCampaign } from './campaign.ts';
 import { runCrashCampaign } from './crash/campaign.ts';
 import { exercise } from './exercise.ts';
 import { imageFuzzMarkdown, summarizeCrashTrials, summarizeImageFuzz, writeResults } from './report.ts';
+import { fixtureText, minimize } from './minimize.ts';
+import type { SignatureMode } from './minimize.ts';
 import { haveQemuImg } from './seeds.ts';
 import { qemuCheck, verdictOf } from './verdict.ts';
 
@@ -33,6 +35,11 @@ const USAGE = `Usage: npm run fuzz -- [options]
   --memory-mib N      per-mutant memory limit (default 256)
   --min-agreement P   fail below this verdict agreement in percent (default 99)
   --replay INDEX      rebuild mutant INDEX of --seed in --dir, exercise it here, compare
+  --minimize INDEX    shrink mutant INDEX to the fewest changed bytes that still give the same
+                      outcome (--keep qtest: crash/hang/verdicts, the default; --keep qemu: real
+                      qemu-img check's status and first line, for findings already fixed) and
+                      print a regression-test entry
+  --keep WHAT         qtest | qemu (see --minimize)
   --dir DIR           where --replay writes (default fuzz/results/replay-SEED-INDEX)
   --out DIR           results folder (default fuzz/results)
   -h, --help
@@ -79,6 +86,36 @@ async function replay(seed: number, index: number, dir: string, qemu: boolean, s
   }
 }
 
+async function minimizeCommand(seed: number, index: number, mode: SignatureMode, qemu: boolean, outDir: string, seedsOnly?: string[]): Promise<number> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qtest-fuzz-min-'));
+  try {
+    const useQemu = qemu && haveQemuImg();
+    const entries = await prepareSeeds(tmp, useQemu, seedsOnly);
+    const m = makeMutant(entries, seed, index);
+    const s = m.entry.seed;
+    const result = await minimize(
+      {
+        seedImage: s.image,
+        mutant: m.bytes,
+        main: s.recipe.main,
+        companions: s.companions.map((name) => ({ name, path: path.join(s.dir, name) })),
+        qemu: useQemu,
+        hangMs: 2000,
+        memoryMiB: 256,
+        workDir: path.join(tmp, 'work'),
+      },
+      mode,
+    );
+    const companions = s.companions.map((name) => ({ name, bytes: fs.readFileSync(path.join(s.dir, name)) }));
+    const text = fixtureText(`fuzz seed ${seed} #${index}`, s.recipe.name, m.recipe.mutations.join('; '), result, companions);
+    process.stdout.write(`${m.entry.id} #${index}: ${result.signature}\n${result.patches.length} patch(es) after ${result.evaluations} runs\n${text}\n`);
+    writeResults(outDir, `min-seed${seed}-${index}`, { txt: `${text}\n` });
+    return 0;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<number> {
   let values;
   try {
@@ -97,6 +134,8 @@ async function main(): Promise<number> {
         'memory-mib': { type: 'string' },
         'min-agreement': { type: 'string' },
         replay: { type: 'string' },
+        minimize: { type: 'string' },
+        keep: { type: 'string' },
         dir: { type: 'string' },
         out: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -118,6 +157,14 @@ async function main(): Promise<number> {
   if (values.replay !== undefined) {
     const index = num(values.replay, 0, '--replay');
     return replay(seed, index, values.dir ?? path.join(outDir, `replay-${seed}-${index}`), qemu, seedsOnly);
+  }
+  if (values.minimize !== undefined) {
+    const keep = values.keep ?? 'qtest';
+    if (keep !== 'qtest' && keep !== 'qemu') {
+      process.stderr.write(`fuzz: --keep takes qtest or qemu, not ${keep}\n`);
+      return 2;
+    }
+    return minimizeCommand(seed, num(values.minimize, 0, '--minimize'), keep === 'qemu' ? 'qemu' : 'self', qemu, outDir, seedsOnly);
   }
   const only = values.only;
   if (only !== undefined && only !== 'images' && only !== 'crash') {
