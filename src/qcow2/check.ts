@@ -141,6 +141,9 @@ class CheckFailed extends Error {
 const IMRT_CHUNK = 65536;
 class Imrt {
   private chunks = new Map<number, Float64Array>();
+  // The check walks clusters in order: remember the last chunk looked up (hit or miss).
+  private lastIndex = -1;
+  private last: Float64Array | undefined;
   size: number;
   constructor(size: number) {
     this.size = size;
@@ -148,24 +151,34 @@ class Imrt {
   ensure(n: number): void {
     if (n > this.size) this.size = n;
   }
+  private chunk(ci: number): Float64Array | undefined {
+    if (ci !== this.lastIndex) {
+      this.last = this.chunks.get(ci);
+      this.lastIndex = ci;
+    }
+    return this.last;
+  }
   get(k: number): number {
     if (k >= this.size) return 0;
-    const c = this.chunks.get(Math.floor(k / IMRT_CHUNK));
+    const c = this.chunk(Math.floor(k / IMRT_CHUNK));
     return c ? c[k % IMRT_CHUNK]! : 0;
   }
   set(k: number, v: number): void {
     this.ensure(k + 1);
     const ci = Math.floor(k / IMRT_CHUNK);
-    let c = this.chunks.get(ci);
+    let c = this.chunk(ci);
     if (!c) {
       if (v === 0) return;
       c = new Float64Array(IMRT_CHUNK);
       this.chunks.set(ci, c);
+      this.last = c;
     }
     c[k % IMRT_CHUNK] = v;
   }
   clear(): void {
     this.chunks.clear();
+    this.lastIndex = -1;
+    this.last = undefined;
   }
   /** Whether any cluster in [from, to) may have a non-zero count (chunk granularity). */
   mayHave(from: number, to: number): boolean {
