@@ -5,8 +5,7 @@
  * and the `-o help` listing.
  */
 import { Errno } from '../errno.ts';
-import { qemuStrtosz } from '../tools/common/numbers.ts';
-import { qemuStrtou64 } from '../tools/qemu-img/numbers.ts';
+import { qemuStrtosz, qemuStrtou64 } from '../tools/common/numbers.ts';
 
 export type OptType = 'string' | 'bool' | 'number' | 'size';
 

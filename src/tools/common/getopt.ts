@@ -1,231 +1,235 @@
 /**
- * GNU getopt / getopt_long as glibc implements them, because QEMU's tools parse their command
- * lines (and qemu-io its commands) with them: options may follow operands (argv is permuted),
- * short options cluster (-rsn, -fraw), long options take unique abbreviations, and errors are
- * printed with glibc's wording. Errors go through `onError` (the caller prints to stderr).
+ * GNU getopt / getopt_long as glibc implements them, step for step, because QEMU's tools parse
+ * their command lines (and qemu-io its commands) with them: options may follow operands (argv
+ * is permuted in place), short options cluster (-rsn, -fraw), long options take unique
+ * abbreviations, errors are worded as glibc words them, and qemu-img quotes
+ * `argv[optind - 1]` in its own messages, whose value depends on exactly where optind stands.
  */
-
-export type ArgKind = 'none' | 'required' | 'optional';
 
 export interface LongOption {
   name: string;
-  arg: ArgKind;
-  /** What getopt returns for it: usually the equivalent short option letter. */
-  val: string;
+  hasArg: boolean;
+  /** What getopt returns for this option (a short option letter or a number >= 256). */
+  val: string | number;
 }
 
+export type GetoptResult =
+  | { kind: 'option'; opt: string | number; optarg?: string }
+  /** Unknown or ambiguous option, or an argument given to a flag ('?'). */
+  | { kind: 'unknown' }
+  /** A required argument is missing (':' when the option string starts with ':'). */
+  | { kind: 'missing' }
+  | { kind: 'end' };
+
+type Ordering = 'permute' | 'require-order' | 'return-in-order';
+
+export class Getopt {
+  /** The argument vector, permuted in place as glibc does; argv[0] is the program name. */
+  readonly argv: string[];
+  optind = 1;
+  optarg: string | undefined;
+
+  private readonly shortSpec: string;
+  /** glibc prints its own diagnostics unless the option string starts with ':'. */
+  private readonly printErrors: boolean;
+  private readonly report: (message: string) => void;
+  private readonly longopts: readonly LongOption[];
+  private readonly ordering: Ordering;
+  private nextchar: string | null = null;
+  private firstNonopt = 1;
+  private lastNonopt = 1;
+
+  constructor(
+    argv: string[],
+    optstring: string,
+    longopts: readonly LongOption[] = [],
+    posixlyCorrect = false,
+    report: (message: string) => void = () => {},
+  ) {
+    this.argv = argv;
+    this.longopts = longopts;
+    let spec = optstring;
+    if (spec.startsWith('-')) {
+      this.ordering = 'return-in-order';
+      spec = spec.slice(1);
+    } else if (spec.startsWith('+')) {
+      this.ordering = 'require-order';
+      spec = spec.slice(1);
+    } else {
+      this.ordering = posixlyCorrect ? 'require-order' : 'permute';
+    }
+    this.shortSpec = spec;
+    this.printErrors = !spec.startsWith(':');
+    this.report = report;
+  }
+
+  /** argv[optind - 1], the text qemu-img quotes in its option errors. */
+  previousArg(): string {
+    return this.argv[this.optind - 1] ?? '';
+  }
+
+  /** Non-option arguments left after parsing ended (getopt returned 'end'). */
+  operands(): string[] {
+    return this.argv.slice(this.optind);
+  }
+
+  next(): GetoptResult {
+    const argv = this.argv;
+    const argc = argv.length;
+    this.optarg = undefined;
+
+    if (this.nextchar === null || this.nextchar === '') {
+      if (this.lastNonopt > this.optind) this.lastNonopt = this.optind;
+      if (this.firstNonopt > this.optind) this.firstNonopt = this.optind;
+
+      if (this.ordering === 'permute') {
+        if (this.firstNonopt !== this.lastNonopt && this.lastNonopt !== this.optind) this.exchange();
+        else if (this.lastNonopt !== this.optind) this.firstNonopt = this.optind;
+        while (this.optind < argc && isNonOption(argv[this.optind]!)) this.optind++;
+        this.lastNonopt = this.optind;
+      }
+
+      if (this.optind !== argc && argv[this.optind] === '--') {
+        this.optind++;
+        if (this.firstNonopt !== this.lastNonopt && this.lastNonopt !== this.optind) this.exchange();
+        else if (this.firstNonopt === this.lastNonopt) this.firstNonopt = this.optind;
+        this.lastNonopt = argc;
+        this.optind = argc;
+      }
+
+      if (this.optind === argc) {
+        if (this.firstNonopt !== this.lastNonopt) this.optind = this.firstNonopt;
+        return { kind: 'end' };
+      }
+
+      const arg = argv[this.optind]!;
+      if (isNonOption(arg)) {
+        if (this.ordering === 'require-order') return { kind: 'end' };
+        this.optind++;
+        return { kind: 'option', opt: 1, optarg: arg };
+      }
+
+      if (this.longopts.length > 0 && arg[1] === '-') {
+        this.nextchar = arg.slice(2);
+        return this.longOption();
+      }
+      this.nextchar = arg.slice(1);
+    }
+
+    const c = this.nextchar[0]!;
+    this.nextchar = this.nextchar.slice(1);
+    const at = this.shortSpec.indexOf(c);
+    if (this.nextchar === '') this.optind++;
+    if (at < 0 || c === ':' || c === ';') {
+      this.error(`invalid option -- '${c}'`);
+      return { kind: 'unknown' };
+    }
+
+    if (this.shortSpec[at + 1] === ':') {
+      if (this.nextchar !== '') {
+        this.optarg = this.nextchar;
+        this.optind++;
+      } else if (this.optind === argc) {
+        this.nextchar = null;
+        this.error(`option requires an argument -- '${c}'`);
+        return this.printErrors ? { kind: 'unknown' } : { kind: 'missing' };
+      } else {
+        this.optarg = argv[this.optind++];
+      }
+      this.nextchar = null;
+    }
+    return { kind: 'option', opt: c, optarg: this.optarg };
+  }
+
+  private longOption(): GetoptResult {
+    const text = this.nextchar ?? '';
+    const eq = text.indexOf('=');
+    const name = eq < 0 ? text : text.slice(0, eq);
+
+    let found = this.longopts.find((o) => o.name === name);
+    if (!found) {
+      const candidates = this.longopts.filter((o) => o.name.startsWith(name));
+      found = candidates[0];
+      const ambiguous = candidates.some((o) => o.hasArg !== found!.hasArg || o.val !== found!.val);
+      if (ambiguous) {
+        const list = candidates.map((o) => ` '--${o.name}'`).join('');
+        this.error(`option '--${text}' is ambiguous; possibilities:${list}`);
+        this.nextchar = null;
+        this.optind++;
+        return { kind: 'unknown' };
+      }
+    }
+    if (!found) {
+      this.error(`unrecognized option '--${text}'`);
+      this.nextchar = null;
+      this.optind++;
+      return { kind: 'unknown' };
+    }
+
+    this.optind++;
+    this.nextchar = null;
+    if (eq >= 0) {
+      if (!found.hasArg) {
+        this.error(`option '--${found.name}' doesn't allow an argument`);
+        return { kind: 'unknown' };
+      }
+      this.optarg = text.slice(eq + 1);
+    } else if (found.hasArg) {
+      if (this.optind < this.argv.length) {
+        this.optarg = this.argv[this.optind++];
+      } else {
+        this.error(`option '--${found.name}' requires an argument`);
+        return this.printErrors ? { kind: 'unknown' } : { kind: 'missing' };
+      }
+    }
+    return { kind: 'option', opt: found.val, optarg: this.optarg };
+  }
+
+  private error(message: string): void {
+    if (this.printErrors) this.report(`${this.argv[0]}: ${message}\n`);
+  }
+
+  /** glibc's exchange(): move the skipped non-options behind the options seen since. */
+  private exchange(): void {
+    const argv = this.argv;
+    const nonopts = argv.slice(this.firstNonopt, this.lastNonopt);
+    const opts = argv.slice(this.lastNonopt, this.optind);
+    argv.splice(this.firstNonopt, this.optind - this.firstNonopt, ...opts, ...nonopts);
+    this.firstNonopt += this.optind - this.lastNonopt;
+    this.lastNonopt = this.optind;
+  }
+}
+
+function isNonOption(arg: string): boolean {
+  return arg[0] !== '-' || arg.length === 1;
+}
+
+/** One option as a plain C getopt loop sees it: '?' for any error. */
 export interface ParsedOption {
-  /** The short letter or long option's val; '?' for an error, ':' never (no ':' prefix mode). */
   opt: string;
   arg?: string;
 }
 
-export interface GetoptResult {
-  options: ParsedOption[];
-  /** Non-option arguments in order (after permutation), i.e. argv[optind..]. */
-  operands: string[];
-}
-
-interface ShortSpec {
-  arg: ArgKind;
-}
-
-function parseShortSpec(spec: string): { specs: Map<string, ShortSpec>; posixly: boolean } {
-  const specs = new Map<string, ShortSpec>();
-  let i = 0;
-  let posixly = false;
-  if (spec[0] === '+') {
-    posixly = true;
-    i = 1;
-  } else if (spec[0] === '-') {
-    i = 1;
-  }
-  for (; i < spec.length; i++) {
-    const c = spec[i]!;
-    if (c === ':') continue;
-    let arg: ArgKind = 'none';
-    if (spec[i + 1] === ':') {
-      arg = spec[i + 2] === ':' ? 'optional' : 'required';
-    }
-    specs.set(c, { arg });
-  }
-  return { specs, posixly };
-}
-
 /**
- * An incremental getopt over `args` (argv without argv[0]): call next() until it returns
- * null, acting on each option as it comes (as C callers do: `-V` exits before a later bad
- * option is even looked at), then read operands(). `progname` is what glibc prints as argv[0]
- * in its error messages, which go to `onError`; an error yields opt '?'.
+ * The C loop `while ((c = getopt_long(...)) != -1)` of a caller that treats every error as
+ * '?' (qemu-io): next() returns null at the end; operands() is argv[optind..] afterwards.
  */
-export class Getopt {
-  private readonly args: readonly string[];
-  private readonly specs: Map<string, ShortSpec>;
-  private readonly posixly: boolean;
-  private readonly longOptions: readonly LongOption[];
-  private readonly progname: string;
-  private readonly onError: (message: string) => void;
-  private index = 0;
-  /** Position inside a cluster of short options ("-rsn"), 0 when between arguments. */
-  private clusterPos = 0;
-  private readonly skipped: string[] = [];
-  private readonly pending: ParsedOption[] = [];
-  private done = false;
+export class OptionLoop {
+  private readonly g: Getopt;
 
-  constructor(
-    args: readonly string[],
-    shortSpec: string,
-    longOptions: readonly LongOption[],
-    progname: string,
-    onError: (message: string) => void,
-  ) {
-    const parsed = parseShortSpec(shortSpec);
-    this.args = args;
-    this.specs = parsed.specs;
-    this.posixly = parsed.posixly;
-    this.longOptions = longOptions;
-    this.progname = progname;
-    this.onError = onError;
+  /** argv[0] is the program (or qemu-io command) name glibc prints in its messages. */
+  constructor(argv: string[], optstring: string, longopts: readonly LongOption[], posixlyCorrect: boolean, report: (message: string) => void) {
+    this.g = new Getopt(argv, optstring, longopts, posixlyCorrect, report);
   }
 
   next(): ParsedOption | null {
-    if (this.pending.length > 0) return this.pending.shift()!;
-    if (this.done) return null;
-    if (this.clusterPos > 0) return this.nextInCluster();
-    while (this.index < this.args.length) {
-      const a = this.args[this.index]!;
-      if (a === '--') {
-        this.index++;
-        this.done = true;
-        return null;
-      }
-      if (a.length < 2 || a[0] !== '-') {
-        if (this.posixly) {
-          this.done = true;
-          return null;
-        }
-        this.skipped.push(a);
-        this.index++;
-        continue;
-      }
-      if (a.startsWith('--')) {
-        this.index = parseLong(this.args, this.index, this.longOptions, this.progname, this.onError, this.pending);
-        return this.pending.shift() ?? null;
-      }
-      this.clusterPos = 1;
-      return this.nextInCluster();
-    }
-    this.done = true;
-    return null;
+    const r = this.g.next();
+    if (r.kind === 'end') return null;
+    if (r.kind !== 'option') return { opt: '?' };
+    return r.optarg === undefined ? { opt: String(r.opt) } : { opt: String(r.opt), arg: r.optarg };
   }
 
-  private nextInCluster(): ParsedOption {
-    const a = this.args[this.index]!;
-    const c = a[this.clusterPos]!;
-    this.clusterPos++;
-    const endCluster = (): void => {
-      this.clusterPos = 0;
-      this.index++;
-    };
-    const spec = this.specs.get(c);
-    if (!spec) {
-      this.onError(`${this.progname}: invalid option -- '${c}'\n`);
-      if (this.clusterPos >= a.length) endCluster();
-      return { opt: '?' };
-    }
-    if (spec.arg === 'none') {
-      if (this.clusterPos >= a.length) endCluster();
-      return { opt: c };
-    }
-    const rest = a.slice(this.clusterPos);
-    endCluster();
-    if (rest.length > 0) return { opt: c, arg: rest };
-    if (spec.arg === 'optional') return { opt: c };
-    if (this.index < this.args.length) {
-      const arg = this.args[this.index]!;
-      this.index++;
-      return { opt: c, arg };
-    }
-    this.onError(`${this.progname}: option requires an argument -- '${c}'\n`);
-    return { opt: '?' };
-  }
-
-  /** argv[optind..] after parsing: the skipped non-options, then everything not parsed. */
   operands(): string[] {
-    return [...this.skipped, ...this.args.slice(this.index)];
+    return this.g.operands();
   }
-}
-
-/** Parse everything at once (convenience for callers that do not need incremental order). */
-export function getopt(
-  args: readonly string[],
-  shortSpec: string,
-  longOptions: readonly LongOption[],
-  progname: string,
-  onError: (message: string) => void,
-): GetoptResult {
-  const g = new Getopt(args, shortSpec, longOptions, progname, onError);
-  const options: ParsedOption[] = [];
-  for (let o = g.next(); o !== null; o = g.next()) {
-    options.push(o);
-    if (o.opt === '?') break;
-  }
-  return { options, operands: g.operands() };
-}
-
-function parseLong(
-  args: readonly string[],
-  index: number,
-  longOptions: readonly LongOption[],
-  progname: string,
-  onError: (message: string) => void,
-  out: ParsedOption[],
-): number {
-  const a = args[index]!;
-  const body = a.slice(2);
-  const eq = body.indexOf('=');
-  const name = eq >= 0 ? body.slice(0, eq) : body;
-  const value = eq >= 0 ? body.slice(eq + 1) : undefined;
-  let match = longOptions.find((o) => o.name === name);
-  if (!match) {
-    const candidates = longOptions.filter((o) => o.name.startsWith(name));
-    const distinct = candidates.filter(
-      (o, idx) => candidates.findIndex((p) => p.arg === o.arg && p.val === o.val) === idx,
-    );
-    if (distinct.length > 1) {
-      onError(`${progname}: option '--${name}' is ambiguous; possibilities:${candidates.map((o) => ` '--${o.name}'`).join('')}\n`);
-      out.push({ opt: '?' });
-      return index + 1;
-    }
-    match = candidates[0];
-  }
-  if (!match) {
-    onError(`${progname}: unrecognized option '--${body}'\n`);
-    out.push({ opt: '?' });
-    return index + 1;
-  }
-  if (match.arg === 'none') {
-    if (value !== undefined) {
-      onError(`${progname}: option '--${match.name}' doesn't allow an argument\n`);
-      out.push({ opt: '?' });
-      return index + 1;
-    }
-    out.push({ opt: match.val });
-    return index + 1;
-  }
-  if (value !== undefined) {
-    out.push({ opt: match.val, arg: value });
-    return index + 1;
-  }
-  if (match.arg === 'optional') {
-    out.push({ opt: match.val });
-    return index + 1;
-  }
-  if (index + 1 < args.length) {
-    out.push({ opt: match.val, arg: args[index + 1]! });
-    return index + 2;
-  }
-  onError(`${progname}: option '--${match.name}' requires an argument\n`);
-  out.push({ opt: '?' });
-  return index + 1;
 }

@@ -11,55 +11,80 @@ export type ParseResult =
 
 const UINT64_MAX = (1n << 64n) - 1n;
 export const INT64_MAX = (1n << 63n) - 1n;
+export const INT_MAX = 2147483647n;
 
-function isSpace(c: string): boolean {
+function isSpace(c: string | undefined): boolean {
   return c === ' ' || c === '\t' || c === '\n' || c === '\v' || c === '\f' || c === '\r';
+}
+
+function digitValue(ch: string | undefined): number {
+  if (ch === undefined) return 99;
+  const code = ch.charCodeAt(0);
+  if (code >= 48 && code <= 57) return code - 48;
+  if (code >= 97 && code <= 122) return code - 87;
+  if (code >= 65 && code <= 90) return code - 55;
+  return 99;
 }
 
 interface StrtoullResult {
   /** Index just past the parsed text; equals the start when nothing was parsed. */
   end: number;
+  /** The value as C returns it: wrapped modulo 2^64 for a minus sign, UINT64_MAX on overflow. */
   value: bigint;
-  negative: boolean;
   overflow: boolean;
 }
 
-/** glibc strtoull on text starting at `start`: whitespace, sign, digits of `base` (10 or 16). */
-function strtoull(text: string, start: number, base: 10 | 16): StrtoullResult {
+/**
+ * glibc strtoull on text from `start`: whitespace, sign, then digits; base 0 takes 0x (hex)
+ * and 0 (octal) prefixes, base 16 an optional 0x.
+ */
+function strtoull(text: string, start: number, base: 0 | 10 | 16): StrtoullResult {
   let i = start;
-  while (i < text.length && isSpace(text[i]!)) i++;
+  while (isSpace(text[i])) i++;
   let negative = false;
   if (text[i] === '+' || text[i] === '-') {
     negative = text[i] === '-';
     i++;
   }
-  if (base === 16 && text[i] === '0' && (text[i + 1] === 'x' || text[i + 1] === 'X') && isDigit(text[i + 2], 16)) {
+  let b: number = base;
+  if ((b === 0 || b === 16) && text[i] === '0' && (text[i + 1] === 'x' || text[i + 1] === 'X') && digitValue(text[i + 2]) < 16) {
     i += 2;
+    b = 16;
+  } else if (b === 0) {
+    b = text[i] === '0' ? 8 : 10;
   }
   const digitsStart = i;
   let value = 0n;
   let overflow = false;
-  while (i < text.length && isDigit(text[i], base)) {
-    value = value * BigInt(base) + BigInt(parseInt(text[i]!, base));
+  while (digitValue(text[i]) < b) {
+    value = value * BigInt(b) + BigInt(digitValue(text[i]));
     if (value > UINT64_MAX) overflow = true;
     i++;
   }
-  if (i === digitsStart) return { end: start, value: 0n, negative: false, overflow: false };
-  return { end: i, value, negative, overflow };
+  if (i === digitsStart) return { end: start, value: 0n, overflow: false };
+  if (overflow) return { end: i, value: UINT64_MAX, overflow };
+  return { end: i, value: negative ? -value & UINT64_MAX : value, overflow };
 }
 
-function isDigit(c: string | undefined, base: 10 | 16): boolean {
-  if (c === undefined) return false;
-  return base === 10 ? c >= '0' && c <= '9' : /^[0-9a-fA-F]$/.test(c);
-}
-
-/** qemu_strtou64: strtoull plus QEMU's error checks; negative input wraps as in C. */
-function qemuStrtou64(text: string, start: number, base: 10 | 16): { end: number; value: bigint; errno: number } {
+/** qemu_strtou64 with an end pointer: the value and where parsing stopped, or an errno. */
+function strtou64Prefix(text: string, start: number, base: 0 | 10 | 16): { end: number; value: bigint; errno: number } {
   const r = strtoull(text, start, base);
   if (r.end === start) return { end: start, value: 0n, errno: Errno.EINVAL };
   if (r.overflow) return { end: r.end, value: UINT64_MAX, errno: Errno.ERANGE };
-  const value = r.negative ? (-r.value) & UINT64_MAX : r.value;
-  return { end: r.end, value, errno: 0 };
+  return { end: r.end, value: r.value, errno: 0 };
+}
+
+export type NumberResult = { ok: true; value: bigint } | { ok: false; errno: 'EINVAL' | 'ERANGE' };
+
+/**
+ * qemu_strtou64(text, NULL, base): the whole text must be a number (check_strtox_error:
+ * nothing parsed or text left over is EINVAL before an overflow's ERANGE).
+ */
+export function qemuStrtou64(text: string, base: 0 | 10 | 16): NumberResult {
+  const r = strtoull(text, 0, base);
+  if (r.end === 0 || r.end < text.length) return { ok: false, errno: 'EINVAL' };
+  if (r.overflow) return { ok: false, errno: 'ERANGE' };
+  return { ok: true, value: r.value };
 }
 
 function suffixMultiplier(c: string | undefined, unit: bigint): bigint {
@@ -107,7 +132,7 @@ export function qemuStrtosz(text: string, opts: StrtoszOptions = {}): ParseResul
   const defaultSuffix = opts.defaultSuffix ?? 'B';
   let warning: string | undefined;
 
-  const intPart = qemuStrtou64(text, 0, 10);
+  const intPart = strtou64Prefix(text, 0, 10);
   if (intPart.errno) return { ok: false, errno: intPart.errno };
   let end = intPart.end;
   let value = intPart.value;
@@ -117,7 +142,7 @@ export function qemuStrtosz(text: string, opts: StrtoszOptions = {}): ParseResul
   // 64.64 fixed-point fraction, as QEMU extracts it.
   let fraction = 0n;
   if (value === 0n && (text[end] === 'x' || text[end] === 'X')) {
-    const hexPart = qemuStrtou64(text, 0, 16);
+    const hexPart = strtou64Prefix(text, 0, 16);
     if (hexPart.errno) return { ok: false, errno: hexPart.errno };
     end = hexPart.end;
     value = hexPart.value;
@@ -172,6 +197,32 @@ export function cvtnum(text: string): ParseResult {
   if (!r.ok) return r;
   if (r.value > INT64_MAX) return { ok: false, errno: Errno.ERANGE };
   return r;
+}
+
+/** Outcome of qemu-img's cvtnum: the value, or QEMU's error lines (each for error_report). */
+export type CvtnumResult = { ok: true; value: bigint; warning?: string } | { ok: false; messages: string[] };
+
+/** qemu-img's cvtnum_full(name, value, min, max). */
+export function cvtnumFull(name: string, value: string, min: bigint, max: bigint): CvtnumResult {
+  const r = qemuStrtosz(value);
+  if (!r.ok && r.errno !== Errno.ERANGE) {
+    return {
+      ok: false,
+      messages: [
+        `Invalid ${name} specified. You may use k, M, G, T, P or E suffixes for`,
+        'kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.',
+      ],
+    };
+  }
+  if (!r.ok || r.value > max || r.value < min) {
+    return { ok: false, messages: [`Invalid ${name} specified. Must be between ${min} and ${max}.`] };
+  }
+  return r.warning === undefined ? { ok: true, value: r.value } : { ok: true, value: r.value, warning: r.warning };
+}
+
+/** qemu-img's cvtnum(name, value): cvtnum_full up to INT64_MAX. */
+export function imgCvtnum(name: string, value: string): CvtnumResult {
+  return cvtnumFull(name, value, 0n, INT64_MAX);
 }
 
 /** qemu-io's wording of a cvtnum failure (printed on stdout). */

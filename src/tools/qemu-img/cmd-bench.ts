@@ -9,7 +9,7 @@ import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { OPTION_FLUSH_INTERVAL, OPTION_IMAGE_OPTS, OPTION_NO_DRAIN, OPTION_PATTERN, cacheMode, imgOpen } from './common.ts';
 import { formatFixed } from '../common/cformat.ts';
 import type { Img } from './img.ts';
-import { INT_MAX, cvtnum, cvtnumFull, qemuStrtou64 } from './numbers.ts';
+import { INT_MAX, imgCvtnum, cvtnumFull, qemuStrtou64 } from '../common/numbers.ts';
 
 function errnoOf(err: unknown): number {
   return err instanceof ErrnoError ? err.errno : Errno.EIO;
@@ -79,7 +79,7 @@ export function imgBench(img: Img, argv: string[]): number {
         if (r.optarg === 'native') nativeAio = true;
         break;
       case 'o': {
-        const c = cvtnum('offset', r.optarg!);
+        const c = imgCvtnum('offset', r.optarg!);
         if (!c.ok) {
           for (const m of c.messages) img.error(m);
           return 1;

@@ -4,7 +4,7 @@
  */
 import { OPTION_ADD, OPTION_CLEAR, OPTION_DISABLE, OPTION_ENABLE, OPTION_IMAGE_OPTS, OPTION_MERGE, OPTION_OBJECT, OPTION_REMOVE, ObjectList, imgOpen } from './common.ts';
 import type { Img } from './img.ts';
-import { cvtnum } from './numbers.ts';
+import { imgCvtnum } from '../common/numbers.ts';
 
 export function imgBitmap(img: Img, argv: string[]): number {
   let fmt: string | undefined;
@@ -43,7 +43,7 @@ export function imgBitmap(img: Img, argv: string[]): number {
         srcFmt = r.optarg!;
         break;
       case 'g': {
-        const c = cvtnum('granularity', r.optarg!);
+        const c = imgCvtnum('granularity', r.optarg!);
         if (!c.ok) {
           for (const m of c.messages) img.error(m);
           return 1;

@@ -7,7 +7,7 @@ import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { BDRV_DEFAULT_CACHE, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, backingOf, cacheMode, imgOpen } from './common.ts';
 import { makeEmpty } from './engine.ts';
 import { errorMessage, type Img } from './img.ts';
-import { cvtnum } from './numbers.ts';
+import { imgCvtnum } from '../common/numbers.ts';
 import { fullBackingFilename } from '../../block/create.ts';
 
 const CHUNK = 2 * 1024 * 1024;
@@ -64,7 +64,7 @@ export function imgCommit(img: Img, argv: string[]): number {
         img.quiet = true;
         break;
       case 'r': {
-        const c = cvtnum('rate limit', r.optarg!);
+        const c = imgCvtnum('rate limit', r.optarg!);
         if (!c.ok) {
           for (const m of c.messages) img.error(m);
           return 1;

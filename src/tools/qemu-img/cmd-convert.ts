@@ -28,7 +28,7 @@ import {
 import { qcow2Of } from './engine.ts';
 import { type Img } from './img.ts';
 import { loadSnapshotArg, parseSnapshotArg, type SnapshotArg } from './snapshot-arg.ts';
-import { cvtnum, qemuStrtou64 } from './numbers.ts';
+import { imgCvtnum, qemuStrtou64 } from '../common/numbers.ts';
 
 const SECTOR = 512;
 const IO_BUF_SIZE = 2 * 1024 * 1024;
@@ -393,7 +393,7 @@ export function imgConvert(img: Img, argv: string[]): number {
         break;
       }
       case 'S': {
-        const c = cvtnum('buffer size for sparse output', r.optarg!);
+        const c = imgCvtnum('buffer size for sparse output', r.optarg!);
         if (!c.ok) {
           for (const m of c.messages) img.error(m);
           return 1;
@@ -436,7 +436,7 @@ export function imgConvert(img: Img, argv: string[]): number {
         forceShare = true;
         break;
       case 'r': {
-        const c = cvtnum('rate limit', r.optarg!);
+        const c = imgCvtnum('rate limit', r.optarg!);
         if (!c.ok) {
           for (const m of c.messages) img.error(m);
           return 1;

@@ -16,7 +16,7 @@ import {
 import { bdrvImgCreate, type BackingProbe } from '../../block/create.ts';
 import { ImgOpenFailure, ObjectList, OPTION_OBJECT, openImgBackend, type ImgOpenRequest } from './common.ts';
 import { errorMessage, type Img } from './img.ts';
-import { cvtnum } from './numbers.ts';
+import { imgCvtnum } from '../common/numbers.ts';
 
 /** Appends one -o argument to the collected list (validity checked first). */
 export function addOptionList(img: Img, current: string | undefined, arg: string): string | null {
@@ -116,7 +116,7 @@ export function imgCreate(img: Img, argv: string[]): number {
 
   let size = -1n;
   if (rest.length > 1) {
-    const r = cvtnum('image size', rest[1]!);
+    const r = imgCvtnum('image size', rest[1]!);
     if (!r.ok) {
       for (const m of r.messages) img.error(m);
       return 1;

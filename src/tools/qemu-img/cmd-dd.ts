@@ -7,7 +7,7 @@ import { bdrvCreate } from '../../block/create.ts';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, imgOpen } from './common.ts';
 import type { Img } from './img.ts';
-import { INT64_MAX, INT_MAX, cvtnum, cvtnumFull } from './numbers.ts';
+import { INT64_MAX, INT_MAX, imgCvtnum, cvtnumFull } from '../common/numbers.ts';
 
 function errnoOf(err: unknown): number {
   return err instanceof ErrnoError ? err.errno : Errno.EIO;
@@ -64,7 +64,7 @@ export function imgDd(img: Img, argv: string[]): number {
     if (key === 'if') inFile = value;
     else if (key === 'of') outFile = value;
     else {
-      const c = key === 'bs' ? cvtnumFull('bs', value, 1n, INT_MAX) : cvtnum(key, value);
+      const c = key === 'bs' ? cvtnumFull('bs', value, 1n, INT_MAX) : imgCvtnum(key, value);
       if (!c.ok) {
         for (const m of c.messages) img.error(m);
         return 1;

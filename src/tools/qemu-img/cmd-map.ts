@@ -6,7 +6,7 @@ import type { BlockNode } from '../../block/types.ts';
 import { OPTION_IMAGE_OPTS, OPTION_OBJECT, OPTION_OUTPUT, ObjectList, backingOf, imgOpen, nodeStatus, parseOutput } from './common.ts';
 import { MAP_HUMAN_HEADER, formatMapEntry, mapEntryMergeable, type MapEntry } from './format.ts';
 import type { Img } from './img.ts';
-import { cvtnum } from './numbers.ts';
+import { imgCvtnum } from '../common/numbers.ts';
 
 const GiB = 1024 * 1024 * 1024;
 
@@ -65,7 +65,7 @@ export function imgMap(img: Img, argv: string[]): number {
         break;
       case 's':
       case 'l': {
-        const c = cvtnum(r.opt === 's' ? 'start offset' : 'max length', r.optarg!);
+        const c = imgCvtnum(r.opt === 's' ? 'start offset' : 'max length', r.optarg!);
         if (!c.ok) {
           for (const m of c.messages) img.error(m);
           return 1;

@@ -11,7 +11,7 @@ import type { SecretStore } from '../../block/secrets.ts';
 import { measureQcow2, type MeasureInput, type Qcow2MeasureOptions } from '../../qcow2/index.ts';
 import { formatMeasure, type MeasureInfo } from './format.ts';
 import { errorMessage, type Img } from './img.ts';
-import { cvtnum } from './numbers.ts';
+import { imgCvtnum } from '../common/numbers.ts';
 import { HELP_BODY, VERSION_TEXT } from './help.ts';
 import { ImgExit } from './img.ts';
 import { loadSnapshotArg, parseSnapshotArg, type SnapshotArg } from './snapshot-arg.ts';
@@ -181,7 +181,7 @@ export function imgMeasure(img: Img, argv: string[]): number {
         }
         break;
       case OPTION_SIZE: {
-        const c = cvtnum('image size', r.optarg!);
+        const c = imgCvtnum('image size', r.optarg!);
         if (!c.ok) {
           for (const m of c.messages) img.error(m);
           return 1;

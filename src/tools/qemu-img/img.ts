@@ -8,7 +8,7 @@ import type { ToolContext } from '../context.ts';
 import { QemuError } from '../../block/create-opts.ts';
 import { SecretStore } from '../../block/secrets.ts';
 import type { CreateEnv } from '../../block/create.ts';
-import { Getopt, type GetoptResult, type LongOption } from './getopt.ts';
+import { Getopt, type GetoptResult, type LongOption } from '../common/getopt.ts';
 import { HELP_BODY, VERSION_TEXT } from './help.ts';
 
 export class ImgExit extends Error {

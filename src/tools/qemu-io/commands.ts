@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { BDRV_REQUEST_MAX_BYTES, BlockOpenError, OptionsError, isAllocated, parseCacheMode, parseDiscardMode, isValidAioMode, parseOptsString, QDict } from '../../block/index.ts';
 import type { Prealloc } from '../../block/types.ts';
-import { Getopt } from '../common/getopt.ts';
+import { OptionLoop } from '../common/getopt.ts';
 import { filledBuffer, isFilledWith } from '../../block/zero.ts';
 import { humanSize } from '../common/human.ts';
 import { cvtnum, cvtnumErrorText, strtolFull } from '../common/numbers.ts';
@@ -49,8 +49,8 @@ function usage(s: IoSession, ct: CmdInfo): number {
 }
 
 /** getopt over a command's words; the command name is argv[0] in its error messages. */
-function cmdGetopt(s: IoSession, argv: string[], spec: string): Getopt {
-  return new Getopt(argv.slice(1), spec, [], argv[0]!, (m) => s.err(m));
+function cmdGetopt(s: IoSession, argv: string[], spec: string): OptionLoop {
+  return new OptionLoop([...argv], spec, [], s.ctx.env.POSIXLY_CORRECT !== undefined, (m) => s.err(m));
 }
 
 function patternError(s: IoSession, arg: string): number {

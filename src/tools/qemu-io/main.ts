@@ -5,7 +5,7 @@
  */
 import type { ToolContext, ToolMain } from '../context.ts';
 import { parseCacheMode, parseDiscardMode, isValidAioMode, QDict } from '../../block/index.ts';
-import { Getopt, type LongOption } from '../common/getopt.ts';
+import { OptionLoop, type LongOption } from '../common/getopt.ts';
 import { defaultOpenSettings, parseInto, runCommand } from './commands.ts';
 import { IoSession } from './session.ts';
 
@@ -48,23 +48,23 @@ function usageText(name: string): string {
 }
 
 const LONG_OPTIONS: LongOption[] = [
-  { name: 'help', arg: 'none', val: 'h' },
-  { name: 'version', arg: 'none', val: 'V' },
-  { name: 'cmd', arg: 'required', val: 'c' },
-  { name: 'format', arg: 'required', val: 'f' },
-  { name: 'read-only', arg: 'none', val: 'r' },
-  { name: 'snapshot', arg: 'none', val: 's' },
-  { name: 'nocache', arg: 'none', val: 'n' },
-  { name: 'copy-on-read', arg: 'none', val: 'C' },
-  { name: 'misalign', arg: 'none', val: 'm' },
-  { name: 'native-aio', arg: 'none', val: 'k' },
-  { name: 'aio', arg: 'required', val: 'i' },
-  { name: 'discard', arg: 'required', val: 'd' },
-  { name: 'cache', arg: 'required', val: 't' },
-  { name: 'trace', arg: 'required', val: 'T' },
-  { name: 'object', arg: 'required', val: 'object' },
-  { name: 'image-opts', arg: 'none', val: 'image-opts' },
-  { name: 'force-share', arg: 'none', val: 'U' },
+  { name: 'help', hasArg: false, val: 'h' },
+  { name: 'version', hasArg: false, val: 'V' },
+  { name: 'cmd', hasArg: true, val: 'c' },
+  { name: 'format', hasArg: true, val: 'f' },
+  { name: 'read-only', hasArg: false, val: 'r' },
+  { name: 'snapshot', hasArg: false, val: 's' },
+  { name: 'nocache', hasArg: false, val: 'n' },
+  { name: 'copy-on-read', hasArg: false, val: 'C' },
+  { name: 'misalign', hasArg: false, val: 'm' },
+  { name: 'native-aio', hasArg: false, val: 'k' },
+  { name: 'aio', hasArg: true, val: 'i' },
+  { name: 'discard', hasArg: true, val: 'd' },
+  { name: 'cache', hasArg: true, val: 't' },
+  { name: 'trace', hasArg: true, val: 'T' },
+  { name: 'object', hasArg: true, val: 'object' },
+  { name: 'image-opts', hasArg: false, val: 'image-opts' },
+  { name: 'force-share', hasArg: false, val: 'U' },
 ];
 
 const PROGNAME = 'qemu-io';
@@ -79,7 +79,7 @@ export async function runQemuIo(argv: string[], ctx: ToolContext, readLine?: () 
   let format: string | undefined;
   const commands: string[] = [];
 
-  const g = new Getopt(argv, 'hVc:d:f:rsnCmki:t:T:U', LONG_OPTIONS, PROGNAME, (m) => s.err(m));
+  const g = new OptionLoop([PROGNAME, ...argv], 'hVc:d:f:rsnCmki:t:T:U', LONG_OPTIONS, ctx.env.POSIXLY_CORRECT !== undefined, (m) => s.err(m));
   for (let o = g.next(); o; o = g.next()) {
     switch (o.opt) {
       case 's':
