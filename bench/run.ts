@@ -280,21 +280,65 @@ function printResults(results: WorkloadResult[], markdown: boolean): void {
     out.write(textTable(MEMORY_COLUMNS, mem));
   }
   if (markdown) {
-    out.write('\n---- Markdown ----\n');
-    for (const w of results) {
-      out.write(`\n**${w.id}**: ${w.title}\n\n`);
-      out.write(markdownTable(COLUMNS, rows(w)));
-      if (w.id.startsWith('4')) {
-        const s = seriesTable(w);
-        out.write('\n');
-        out.write(markdownTable(s.columns, s.rows));
-      }
-    }
-    if (mem.length) {
-      out.write('\n**5**: peak RSS of qtest\n\n');
-      out.write(markdownTable(MEMORY_COLUMNS, mem));
+    out.write('\n---- Markdown (README) ----\n\n');
+    out.write(readmeMarkdown(results));
+  }
+}
+
+/** One compact summary table, the scaling series side by side, and peak RSS: what the README quotes. */
+function readmeMarkdown(results: WorkloadResult[]): string {
+  const columns: Column[] = [
+    { title: 'workload', align: 'left' },
+    { title: 'QEMU 7.2' },
+    { title: 'qtest' },
+    { title: 'ratio' },
+    { title: 'target' },
+    { title: 'spread QEMU / qtest' },
+  ];
+  const body: string[][] = [];
+  for (const w of results) {
+    if (w.id.startsWith('4')) continue;
+    for (const p of w.pairs) {
+      body.push([
+        `${w.id} ${p.label}`,
+        seconds(p.qemu.summary.median),
+        seconds(p.qtest.summary.median),
+        ratio(p.ratio),
+        w.target === null ? '-' : `<= ${w.target.toFixed(2)}`,
+        `${percent(p.qemu.summary.spread)} / ${percent(p.qtest.summary.spread)}`,
+      ]);
     }
   }
+  let text = body.length ? markdownTable(columns, body) : '';
+  const map = results.find((w) => w.id === '4-map');
+  const check = results.find((w) => w.id === '4-check');
+  const series = map ?? check;
+  if (series) {
+    const cols: Column[] = [{ title: 'image (4 KiB clusters)', align: 'left' }, { title: 'allocated clusters' }];
+    if (map) cols.push({ title: 'map: QEMU' }, { title: 'map: qtest' });
+    if (check) cols.push({ title: 'check: QEMU' }, { title: 'check: qtest' });
+    const rowsOut = series.pairs.map((p, i) => {
+      const row = [`${formatSize(Number(p.facts?.virtualSize ?? 0))}`, String(p.facts?.allocatedClusters ?? '')];
+      for (const w of [map, check]) {
+        if (!w) continue;
+        const q = w.pairs[i]!;
+        row.push(seconds(q.qemu.summary.median), seconds(q.qtest.summary.median));
+      }
+      return row;
+    });
+    text += `\n${markdownTable(cols, rowsOut)}`;
+  }
+  const mem = memoryRows(results);
+  if (mem.length) {
+    const worst = (prefix: string): string => {
+      const kib = results
+        .filter((w) => w.id.startsWith(prefix))
+        .flatMap((w) => w.pairs.map((p) => p.qtest.peakRssKiB ?? 0));
+      return kib.length ? mib(Math.max(...kib)) : '-';
+    };
+    text += `\nPeak RSS of qtest (target < 200 MiB): 2a ${worst('2a')}, 4 ${worst('4')} (largest over all images).\n`;
+  }
+  return text;
 }
 
 function main(): number {
