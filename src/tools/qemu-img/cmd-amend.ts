@@ -3,7 +3,7 @@
  * options only to word the error), then hand the changes to the engine.
  */
 import { CreateOptions, appendDescs, createOptsFor, formatOptionHelp, hasHelpOption, type OptDesc } from '../../block/create-opts.ts';
-import { BDRV_DEFAULT_CACHE, OPTION_FORCE, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, cacheMode, imgOpen } from './common.ts';
+import { BDRV_DEFAULT_CACHE, OPTION_FORCE, imgOpen, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS, cacheOption } from './common.ts';
 import { amendImage } from './engine.ts';
 import { addOptionList } from './cmd-create.ts';
 import { errorMessage, type Img } from './img.ts';
@@ -48,21 +48,20 @@ function printAmendOptionHelp(img: Img, format: string): number {
 }
 
 export function imgAmend(img: Img, argv: string[]): number {
+  const args = new ImageArgs();
   let options: string | undefined;
-  let fmt: string | undefined;
   let cache = BDRV_DEFAULT_CACHE;
-  let imageOpts = false;
   let force = false;
   let showProgress = false;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':ho:f:t:pq', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
+    LONG_HELP,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
     { name: 'force', hasArg: false, val: OPTION_FORCE },
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
       case 'o': {
         const o = addOptionList(img, options, r.optarg!);
@@ -70,23 +69,11 @@ export function imgAmend(img: Img, argv: string[]): number {
         options = o;
         break;
       }
-      case 'f':
-        fmt = r.optarg!;
-        break;
       case 't':
         cache = r.optarg!;
         break;
       case 'p':
         showProgress = true;
-        break;
-      case 'q':
-        img.quiet = true;
-        break;
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
         break;
       case OPTION_FORCE:
         force = true;
@@ -95,29 +82,24 @@ export function imgAmend(img: Img, argv: string[]): number {
   }
   void force;
   if (options === undefined) img.errorExit('Must specify options (-o)');
-  if (!objects.create(img)) return 1;
   const progress = new Progress(img, showProgress && !img.quiet, 1.0);
   try {
-    return amendFile(img, g.operands(), options, fmt, cache, imageOpts, progress);
+    return amendFile(img, g.operands(), options, args, cache, progress);
   } finally {
     progress.end();
   }
 }
 
-function amendFile(img: Img, rest: string[], options: string, fmt: string | undefined, cache: string, imageOpts: boolean, progress: Progress): number {
-  if (fmt !== undefined && hasHelpOption(options)) return printAmendOptionHelp(img, fmt);
+function amendFile(img: Img, rest: string[], options: string, args: ImageArgs, cache: string, progress: Progress): number {
+  if (args.fmt !== undefined && hasHelpOption(options)) return printAmendOptionHelp(img, args.fmt);
   if (rest.length !== 1) {
     img.error('Expecting one image file name');
     return 1;
   }
   const filename = rest[0]!;
-  const cs = cacheMode(cache);
-  if (!cs) {
-    img.error(`Invalid cache option: ${cache}`);
-    return 1;
-  }
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: false, writethrough: cs.writethrough, cache: cs, forceShare: false };
-  if (fmt !== undefined) req.fmt = fmt;
+  const cs = cacheOption(img, cache);
+  if (!cs) return 1;
+  const req = args.request(filename, { readOnly: false, writethrough: cs.writethrough, cache: cs });
   const blk = imgOpen(img, req);
   if (!blk) return 1;
   try {

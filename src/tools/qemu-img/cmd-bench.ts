@@ -6,7 +6,7 @@
  */
 import { isValidAioMode } from '../../block/open.ts';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
-import { OPTION_FLUSH_INTERVAL, OPTION_IMAGE_OPTS, OPTION_NO_DRAIN, OPTION_PATTERN, cacheMode, imgOpen } from './common.ts';
+import { OPTION_FLUSH_INTERVAL, OPTION_NO_DRAIN, OPTION_PATTERN, cacheMode, imgOpen, ImageArgs, LONG_HELP, LONG_IMAGE_OPTS, LONG_FORCE_SHARE, type ImgOpenRequest } from './common.ts';
 import { formatFixed } from '../common/cformat.ts';
 import type { Img } from './img.ts';
 import { INT_MAX, imgCvtnum, cvtnumFull, qemuStrtou64 } from '../common/numbers.ts';
@@ -16,8 +16,7 @@ function errnoOf(err: unknown): number {
 }
 
 export function imgBench(img: Img, argv: string[]): number {
-  let fmt: string | undefined;
-  let imageOpts = false;
+  const args = new ImageArgs();
   let isWrite = false;
   let count = 75000;
   let depth = 64;
@@ -28,17 +27,16 @@ export function imgBench(img: Img, argv: string[]): number {
   let flushInterval = 0;
   let drainOnFlush = true;
   let writethrough = false;
-  let forceShare = false;
   let cache: ReturnType<typeof cacheMode> = null;
   let nativeAio = false;
 
   const g = img.getopt(argv, ':hc:d:f:ni:o:qs:S:t:wU', [
-    { name: 'help', hasArg: false, val: 'h' },
+    LONG_HELP,
     { name: 'flush-interval', hasArg: true, val: OPTION_FLUSH_INTERVAL },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
+    LONG_IMAGE_OPTS,
     { name: 'pattern', hasArg: true, val: OPTION_PATTERN },
     { name: 'no-drain', hasArg: false, val: OPTION_NO_DRAIN },
-    { name: 'force-share', hasArg: false, val: 'U' },
+    LONG_FORCE_SHARE,
   ]);
   const ulong = (text: string, max: bigint): number | null => {
     const r = qemuStrtou64(text, 0);
@@ -46,6 +44,7 @@ export function imgBench(img: Img, argv: string[]): number {
     return Number(r.value);
   };
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
       case 'c': {
         const v = ulong(r.optarg!, INT_MAX);
@@ -65,9 +64,6 @@ export function imgBench(img: Img, argv: string[]): number {
         depth = v;
         break;
       }
-      case 'f':
-        fmt = r.optarg!;
-        break;
       case 'n':
         nativeAio = true;
         break;
@@ -87,9 +83,6 @@ export function imgBench(img: Img, argv: string[]): number {
         offset = c.value;
         break;
       }
-      case 'q':
-        img.quiet = true;
-        break;
       case 's':
       case 'S': {
         const c = cvtnumFull(r.opt === 's' ? 'buffer size' : 'step_size', r.optarg!, 0n, INT_MAX);
@@ -113,9 +106,6 @@ export function imgBench(img: Img, argv: string[]): number {
       case 'w':
         isWrite = true;
         break;
-      case 'U':
-        forceShare = true;
-        break;
       case OPTION_PATTERN: {
         const v = ulong(r.optarg!, 0xffn);
         if (v === null) {
@@ -137,9 +127,6 @@ export function imgBench(img: Img, argv: string[]): number {
       case OPTION_NO_DRAIN:
         drainOnFlush = false;
         break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
-        break;
     }
   }
   void drainOnFlush;
@@ -159,9 +146,9 @@ export function imgBench(img: Img, argv: string[]): number {
     img.error(`Could not open '${filename}': aio=native was specified, but it requires cache.direct=on, which was not specified.`);
     return 1;
   }
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: !isWrite, writethrough, forceShare };
+  const req: ImgOpenRequest = { imageOpts: args.imageOpts, filename, readOnly: !isWrite, writethrough, forceShare: args.forceShare };
   if (cache) req.cache = cache;
-  if (fmt !== undefined) req.fmt = fmt;
+  if (args.fmt !== undefined) req.fmt = args.fmt;
   const blk = imgOpen(img, req);
   if (!blk) return 1;
   try {

@@ -2,25 +2,23 @@
  * qemu-img bitmap: argument checks as QEMU 7.2 makes them. Persistent dirty bitmaps are not
  * implemented by the built-in engine, so every action fails after the image opened.
  */
-import { OPTION_ADD, OPTION_CLEAR, OPTION_DISABLE, OPTION_ENABLE, OPTION_IMAGE_OPTS, OPTION_MERGE, OPTION_OBJECT, OPTION_REMOVE, ObjectList, imgOpen } from './common.ts';
+import { OPTION_ADD, OPTION_CLEAR, OPTION_DISABLE, OPTION_ENABLE, OPTION_MERGE, OPTION_REMOVE, imgOpen, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS } from './common.ts';
 import type { Img } from './img.ts';
 import { imgCvtnum } from '../common/numbers.ts';
 
 export function imgBitmap(img: Img, argv: string[]): number {
-  let fmt: string | undefined;
+  const args = new ImageArgs();
   let srcFmt: string | undefined;
   let srcFilename: string | undefined;
-  let imageOpts = false;
   let granularity = 0n;
   let add = false;
   let merge = false;
   const actions: string[] = [];
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':b:f:F:g:h', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
+    LONG_HELP,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
     { name: 'add', hasArg: false, val: OPTION_ADD },
     { name: 'remove', hasArg: false, val: OPTION_REMOVE },
     { name: 'clear', hasArg: false, val: OPTION_CLEAR },
@@ -32,12 +30,10 @@ export function imgBitmap(img: Img, argv: string[]): number {
     { name: 'source-format', hasArg: true, val: 'F' },
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
       case 'b':
         srcFilename = r.optarg!;
-        break;
-      case 'f':
-        fmt = r.optarg!;
         break;
       case 'F':
         srcFmt = r.optarg!;
@@ -71,15 +67,8 @@ export function imgBitmap(img: Img, argv: string[]): number {
         actions.push('merge');
         merge = true;
         break;
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
-        break;
     }
   }
-  if (!objects.create(img)) return 1;
   if (actions.length === 0) {
     img.error('Need at least one of --add, --remove, --clear, --enable, --disable, or --merge');
     return 1;
@@ -102,8 +91,7 @@ export function imgBitmap(img: Img, argv: string[]): number {
     return 1;
   }
   const [filename, bitmap] = rest as [string, string];
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: false, writethrough: false, forceShare: false };
-  if (fmt !== undefined) req.fmt = fmt;
+  const req = args.request(filename, { readOnly: false, writethrough: false });
   const blk = imgOpen(img, req);
   if (!blk) return 1;
   try {

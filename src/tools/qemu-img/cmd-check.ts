@@ -3,7 +3,7 @@
  * 63 format without checks.
  */
 import { ErrnoError, Errno, strerror } from '../../errno.ts';
-import { BDRV_DEFAULT_CACHE, OPTION_IMAGE_OPTS, OPTION_OBJECT, OPTION_OUTPUT, ObjectList, cacheMode, imgOpen, parseOutput } from './common.ts';
+import { BDRV_DEFAULT_CACHE, OPTION_OUTPUT, imgOpen, parseOutput, ImageArgs, LONG_HELP, LONG_FORMAT, LONG_OUTPUT, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE, cacheOption } from './common.ts';
 import { checkImage, type CheckFix, type CheckResult } from './engine.ts';
 import { formatCheckHuman, formatCheckJson, formatCheckRepaired, type ImageCheck } from './format.ts';
 import { errorMessage, type Img } from './img.ts';
@@ -13,28 +13,23 @@ function toImageCheck(filename: string, format: string, r: CheckResult): ImageCh
 }
 
 export function imgCheck(img: Img, argv: string[]): number {
-  let fmt: string | undefined;
+  const args = new ImageArgs();
   let output: string | undefined;
   let cache = BDRV_DEFAULT_CACHE;
   let fix: CheckFix | null = null;
-  let imageOpts = false;
-  let forceShare = false;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':hf:r:T:qU', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'format', hasArg: true, val: 'f' },
+    LONG_HELP,
+    LONG_FORMAT,
     { name: 'repair', hasArg: true, val: 'r' },
-    { name: 'output', hasArg: true, val: OPTION_OUTPUT },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
-    { name: 'force-share', hasArg: false, val: 'U' },
+    LONG_OUTPUT,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
+    LONG_FORCE_SHARE,
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
-      case 'f':
-        fmt = r.optarg!;
-        break;
       case 'r':
         if (r.optarg === 'leaks') fix = { leaks: true, errors: false };
         else if (r.optarg === 'all') fix = { leaks: true, errors: true };
@@ -46,18 +41,6 @@ export function imgCheck(img: Img, argv: string[]): number {
       case 'T':
         cache = r.optarg!;
         break;
-      case 'q':
-        img.quiet = true;
-        break;
-      case 'U':
-        forceShare = true;
-        break;
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
-        break;
     }
   }
   const rest = g.operands();
@@ -66,15 +49,10 @@ export function imgCheck(img: Img, argv: string[]): number {
 
   const mode = parseOutput(img, output);
   if (mode === null) return 1;
-  if (!objects.create(img)) return 1;
-  const cs = cacheMode(cache);
-  if (!cs) {
-    img.error(`Invalid source cache option: ${cache}`);
-    return 1;
-  }
+  const cs = cacheOption(img, cache, 'source ');
+  if (!cs) return 1;
 
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: fix === null, writethrough: cs.writethrough, cache: cs, forceShare, check: true };
-  if (fmt !== undefined) req.fmt = fmt;
+  const req = args.request(filename, { readOnly: fix === null, writethrough: cs.writethrough, cache: cs, check: true });
   const blk = imgOpen(img, req);
   if (!blk) return 1;
 

@@ -4,7 +4,7 @@
  */
 import type { BlockNode } from '../../block/types.ts';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
-import { BDRV_DEFAULT_CACHE, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, backingOf, cacheMode, imgOpen } from './common.ts';
+import { BDRV_DEFAULT_CACHE, backingOf, imgOpen, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS, cacheOption } from './common.ts';
 import { makeEmpty } from './engine.ts';
 import { errorMessage, type Img } from './img.ts';
 import { imgCvtnum } from '../common/numbers.ts';
@@ -31,23 +31,19 @@ function errnoOf(err: unknown): number {
 }
 
 export function imgCommit(img: Img, argv: string[]): number {
-  let fmt: string | undefined;
+  const args = new ImageArgs();
   let cache = BDRV_DEFAULT_CACHE;
   let base: string | undefined;
   let drop = false;
-  let imageOpts = false;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':f:ht:b:dpqr:', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
+    LONG_HELP,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
-      case 'f':
-        fmt = r.optarg!;
-        break;
       case 't':
         cache = r.optarg!;
         break;
@@ -60,9 +56,6 @@ export function imgCommit(img: Img, argv: string[]): number {
         break;
       case 'p':
         break;
-      case 'q':
-        img.quiet = true;
-        break;
       case 'r': {
         const c = imgCvtnum('rate limit', r.optarg!);
         if (!c.ok) {
@@ -71,25 +64,14 @@ export function imgCommit(img: Img, argv: string[]): number {
         }
         break;
       }
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
-        break;
     }
   }
   const rest = g.operands();
   if (rest.length !== 1) img.errorExit('Expecting one image file name');
   const filename = rest[0]!;
-  if (!objects.create(img)) return 1;
-  const cs = cacheMode(cache);
-  if (!cs) {
-    img.error(`Invalid cache option: ${cache}`);
-    return 1;
-  }
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: false, writethrough: cs.writethrough, cache: cs, forceShare: false, unmap: true };
-  if (fmt !== undefined) req.fmt = fmt;
+  const cs = cacheOption(img, cache);
+  if (!cs) return 1;
+  const req = args.request(filename, { readOnly: false, writethrough: cs.writethrough, cache: cs, unmap: true });
   const blk = imgOpen(img, req);
   if (!blk) return 1;
   try {

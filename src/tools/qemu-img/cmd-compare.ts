@@ -4,7 +4,7 @@
  */
 import { ErrnoError, Errno, strerror } from '../../errno.ts';
 import type { BlockBackend } from '../../block/backend.ts';
-import { BDRV_DEFAULT_CACHE, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, cacheMode, imgOpen, statusAbove } from './common.ts';
+import { BDRV_DEFAULT_CACHE, imgOpen, cacheOption, statusAbove, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE, type ImgOpenRequest } from './common.ts';
 import type { Img } from './img.ts';
 import { compareSectors, findNonzeroSector } from '../../block/zero.ts';
 
@@ -15,25 +15,20 @@ function errnoOf(err: unknown): number {
 }
 
 export function imgCompare(img: Img, argv: string[]): number {
-  let fmt1: string | undefined;
+  const args = new ImageArgs();
   let fmt2: string | undefined;
   let cache = BDRV_DEFAULT_CACHE;
   let strict = false;
-  let imageOpts = false;
-  let forceShare = false;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':hf:F:T:pqsU', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
-    { name: 'force-share', hasArg: false, val: 'U' },
+    LONG_HELP,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
+    LONG_FORCE_SHARE,
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
-      case 'f':
-        fmt1 = r.optarg!;
-        break;
       case 'F':
         fmt2 = r.optarg!;
         break;
@@ -42,39 +37,23 @@ export function imgCompare(img: Img, argv: string[]): number {
         break;
       case 'p':
         break;
-      case 'q':
-        img.quiet = true;
-        break;
       case 's':
         strict = true;
-        break;
-      case 'U':
-        forceShare = true;
-        break;
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 2;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
         break;
     }
   }
   const rest = g.operands();
   if (rest.length !== 2) img.errorExit('Expecting two image file names');
   const [filename1, filename2] = rest as [string, string];
-  if (!objects.create(img)) return 2;
 
-  const cs = cacheMode(cache);
-  if (!cs) {
-    img.error(`Invalid source cache option: ${cache}`);
-    return 2;
-  }
+  const cs = cacheOption(img, cache, 'source ');
+  if (!cs) return 2;
   const open = (filename: string, fmt: string | undefined) => {
-    const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: true, writethrough: cs.writethrough, cache: cs, forceShare };
+    const req: ImgOpenRequest = { imageOpts: args.imageOpts, filename, readOnly: true, writethrough: cs.writethrough, cache: cs, forceShare: args.forceShare };
     if (fmt !== undefined) req.fmt = fmt;
     return imgOpen(img, req);
   };
-  const blk1 = open(filename1, fmt1);
+  const blk1 = open(filename1, args.fmt);
   if (!blk1) return 2;
   const blk2 = open(filename2, fmt2);
   if (!blk2) {

@@ -9,22 +9,7 @@ import { bdrvCreate } from '../../block/create.ts';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { isZeroRange } from '../../block/zero.ts';
 import { addOptionList, printBlockOptionHelp } from './cmd-create.ts';
-import {
-  BDRV_DEFAULT_CACHE,
-  OPTION_BITMAPS,
-  OPTION_IMAGE_OPTS,
-  OPTION_OBJECT,
-  OPTION_SALVAGE,
-  OPTION_SKIP_BROKEN,
-  OPTION_TARGET_IMAGE_OPTS,
-  OPTION_TARGET_IS_ZERO,
-  ObjectList,
-  backingOf,
-  cacheMode,
-  imgOpen,
-  nodeStatus,
-  statusAbove,
-} from './common.ts';
+import { BDRV_DEFAULT_CACHE, OPTION_BITMAPS, OPTION_SALVAGE, OPTION_SKIP_BROKEN, OPTION_TARGET_IMAGE_OPTS, OPTION_TARGET_IS_ZERO, backingOf, imgOpen, nodeStatus, statusAbove, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE, cacheOption, type ImgOpenRequest } from './common.ts';
 import { qcow2Of } from './engine.ts';
 import { type Img } from './img.ts';
 import { loadSnapshotArg, parseSnapshotArg, type SnapshotArg } from './snapshot-arg.ts';
@@ -327,7 +312,7 @@ function alignCompressedEnd(target: BlockBackend): number {
 }
 
 export function imgConvert(img: Img, argv: string[]): number {
-  let fmt: string | undefined;
+  const args = new ImageArgs();
   let outFmt: string | undefined;
   let cache = 'unsafe';
   let srcCache = BDRV_DEFAULT_CACHE;
@@ -335,7 +320,6 @@ export function imgConvert(img: Img, argv: string[]): number {
   let outBasefmt: string | undefined;
   let options: string | undefined;
   let snapshot: SnapshotArg | undefined;
-  let imageOpts = false;
   let tgtImageOpts = false;
   let skipCreate = false;
   let compressed = false;
@@ -344,16 +328,14 @@ export function imgConvert(img: Img, argv: string[]): number {
   let targetIsZero = false;
   let bitmaps = false;
   let skipBroken = false;
-  let forceShare = false;
   let minSparse = 8;
   let explicitMinSparse = false;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
-    { name: 'force-share', hasArg: false, val: 'U' },
+    LONG_HELP,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
+    LONG_FORCE_SHARE,
     { name: 'target-image-opts', hasArg: false, val: OPTION_TARGET_IMAGE_OPTS },
     { name: 'salvage', hasArg: false, val: OPTION_SALVAGE },
     { name: 'target-is-zero', hasArg: false, val: OPTION_TARGET_IS_ZERO },
@@ -361,10 +343,8 @@ export function imgConvert(img: Img, argv: string[]): number {
     { name: 'skip-broken-bitmaps', hasArg: false, val: OPTION_SKIP_BROKEN },
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
-      case 'f':
-        fmt = r.optarg!;
-        break;
       case 'O':
         outFmt = r.optarg!;
         break;
@@ -416,9 +396,6 @@ export function imgConvert(img: Img, argv: string[]): number {
       case 'T':
         srcCache = r.optarg!;
         break;
-      case 'q':
-        img.quiet = true;
-        break;
       case 'n':
         skipCreate = true;
         break;
@@ -432,9 +409,6 @@ export function imgConvert(img: Img, argv: string[]): number {
       }
       case 'W':
         break;
-      case 'U':
-        forceShare = true;
-        break;
       case 'r': {
         const c = imgCvtnum('rate limit', r.optarg!);
         if (!c.ok) {
@@ -443,12 +417,6 @@ export function imgConvert(img: Img, argv: string[]): number {
         }
         break;
       }
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
-        break;
       case OPTION_SALVAGE:
         salvage = true;
         break;
@@ -468,7 +436,6 @@ export function imgConvert(img: Img, argv: string[]): number {
   }
 
   if (!outFmt && !tgtImageOpts) outFmt = 'raw';
-  if (!objects.create(img)) return 1;
   if (compressed && copyRange) {
     img.error('Cannot enable copy offloading when -c is used');
     return 1;
@@ -511,11 +478,8 @@ export function imgConvert(img: Img, argv: string[]): number {
     img.error('Must specify image file name');
     return 1;
   }
-  const srcCs = cacheMode(srcCache);
-  if (!srcCs) {
-    img.error(`Invalid source cache option: ${srcCache}`);
-    return 1;
-  }
+  const srcCs = cacheOption(img, srcCache, 'source ');
+  if (!srcCs) return 1;
 
   const sources: BlockBackend[] = [];
   let target: BlockBackend | null = null;
@@ -527,8 +491,7 @@ export function imgConvert(img: Img, argv: string[]): number {
     const srcSectors: number[] = [];
     let totalSectors = 0;
     for (let i = 0; i < srcNum; i++) {
-      const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename: operands[i]!, readOnly: true, writethrough: srcCs.writethrough, cache: srcCs, forceShare };
-      if (fmt !== undefined) req.fmt = fmt;
+      const req = args.request(operands[i]!, { readOnly: true, writethrough: srcCs.writethrough, cache: srcCs });
       const blk = imgOpen(img, req);
       if (!blk) return 1;
       sources.push(blk);
@@ -622,12 +585,9 @@ export function imgConvert(img: Img, argv: string[]): number {
       }
     }
 
-    const cs = cacheMode(cache);
-    if (!cs) {
-      img.error(`Invalid cache option: ${cache}`);
-      return 1;
-    }
-    const treq: Parameters<typeof imgOpen>[1] = {
+    const cs = cacheOption(img, cache);
+    if (!cs) return 1;
+    const treq: ImgOpenRequest = {
       imageOpts: skipCreate ? tgtImageOpts : false,
       filename: outFilename!,
       readOnly: false,

@@ -14,7 +14,7 @@ import {
   protocolCreateOpts,
 } from '../../block/create-opts.ts';
 import { bdrvImgCreate, type BackingProbe } from '../../block/create.ts';
-import { ImgOpenFailure, ObjectList, OPTION_OBJECT, openImgBackend, type ImgOpenRequest } from './common.ts';
+import { ImgOpenFailure, openImgBackend, type ImgOpenRequest, ImageArgs, LONG_HELP, LONG_OBJECT } from './common.ts';
 import { errorMessage, type Img } from './img.ts';
 import { imgCvtnum } from '../common/numbers.ts';
 
@@ -68,18 +68,18 @@ export function printBlockOptionHelp(img: Img, filename: string | undefined, fmt
 }
 
 export function imgCreate(img: Img, argv: string[]): number {
-  let fmt = 'raw';
+  const args = new ImageArgs();
   let baseFmt: string | undefined;
   let baseFilename: string | undefined;
   let options: string | undefined;
   let noBacking = false;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':F:b:f:ho:qu', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
+    LONG_HELP,
+    LONG_OBJECT,
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
       case 'F':
         baseFmt = r.optarg!;
@@ -87,32 +87,23 @@ export function imgCreate(img: Img, argv: string[]): number {
       case 'b':
         baseFilename = r.optarg!;
         break;
-      case 'f':
-        fmt = r.optarg!;
-        break;
       case 'o': {
         const o = addOptionList(img, options, r.optarg!);
         if (o === null) return 1;
         options = o;
         break;
       }
-      case 'q':
-        img.quiet = true;
-        break;
       case 'u':
         noBacking = true;
-        break;
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
         break;
     }
   }
 
+  const fmt = args.fmt ?? 'raw';
   const rest = g.operands();
   const filename = rest[0];
   if (options !== undefined && hasHelpOption(options)) return printBlockOptionHelp(img, filename, fmt);
   if (filename === undefined) img.errorExit('Expecting image file name');
-  if (!objects.create(img)) return 1;
 
   let size = -1n;
   if (rest.length > 1) {

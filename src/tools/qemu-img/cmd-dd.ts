@@ -5,7 +5,7 @@
 import { CreateOptions, NON_CREATING_DRIVERS, UNIMPLEMENTED_CREATING_FORMATS, appendDescs, createOptsFor, protocolCreateOpts } from '../../block/create-opts.ts';
 import { bdrvCreate } from '../../block/create.ts';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
-import { OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, imgOpen } from './common.ts';
+import { imgOpen, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE } from './common.ts';
 import type { Img } from './img.ts';
 import { INT64_MAX, INT_MAX, imgCvtnum, cvtnumFull } from '../common/numbers.ts';
 
@@ -14,34 +14,20 @@ function errnoOf(err: unknown): number {
 }
 
 export function imgDd(img: Img, argv: string[]): number {
+  const args = new ImageArgs();
   let outFmt = 'raw';
-  let fmt: string | undefined;
-  let imageOpts = false;
-  let forceShare = false;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':hf:O:U', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
-    { name: 'force-share', hasArg: false, val: 'U' },
+    LONG_HELP,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
+    LONG_FORCE_SHARE,
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
       case 'O':
         outFmt = r.optarg!;
-        break;
-      case 'f':
-        fmt = r.optarg!;
-        break;
-      case 'U':
-        forceShare = true;
-        break;
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
         break;
     }
   }
@@ -84,10 +70,8 @@ export function imgDd(img: Img, argv: string[]): number {
     img.error('Must specify both input and output files');
     return 1;
   }
-  if (!objects.create(img)) return 1;
 
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename: inFile, readOnly: true, writethrough: false, forceShare };
-  if (fmt !== undefined) req.fmt = fmt;
+  const req = args.request(inFile, { readOnly: true, writethrough: false });
   const blk1 = imgOpen(img, req);
   if (!blk1) return 1;
   try {

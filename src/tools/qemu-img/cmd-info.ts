@@ -2,47 +2,33 @@
  * qemu-img info [--backing-chain]: ImageInfo per image (opened without backing, no I/O),
  * printed human or json.
  */
-import { OPTION_BACKING_CHAIN, OPTION_IMAGE_OPTS, OPTION_OBJECT, OPTION_OUTPUT, ObjectList, imgOpen, parseOutput } from './common.ts';
+import { OPTION_BACKING_CHAIN, OPTION_OUTPUT, imgOpen, parseOutput, ImageArgs, LONG_HELP, LONG_FORMAT, LONG_OUTPUT, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE, type ImgOpenRequest } from './common.ts';
 import { formatInfoHuman, formatInfoJson, formatInfoJsonList, type ImageInfo } from './format.ts';
 import { queryImageInfo } from './image-info.ts';
 import { errorMessage, type Img } from './img.ts';
 
 export function imgInfo(img: Img, argv: string[]): number {
-  let fmt: string | undefined;
+  const args = new ImageArgs();
   let output: string | undefined;
   let chain = false;
-  let imageOpts = false;
-  let forceShare = false;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':f:hU', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'format', hasArg: true, val: 'f' },
-    { name: 'output', hasArg: true, val: OPTION_OUTPUT },
+    LONG_HELP,
+    LONG_FORMAT,
+    LONG_OUTPUT,
     { name: 'backing-chain', hasArg: false, val: OPTION_BACKING_CHAIN },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
-    { name: 'force-share', hasArg: false, val: 'U' },
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
+    LONG_FORCE_SHARE,
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
-      case 'f':
-        fmt = r.optarg!;
-        break;
-      case 'U':
-        forceShare = true;
-        break;
       case OPTION_OUTPUT:
         output = r.optarg!;
         break;
       case OPTION_BACKING_CHAIN:
         chain = true;
-        break;
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
         break;
     }
   }
@@ -50,20 +36,19 @@ export function imgInfo(img: Img, argv: string[]): number {
   if (rest.length !== 1) img.errorExit('Expecting one image file name');
   const mode = parseOutput(img, output);
   if (mode === null) return 1;
-  if (!objects.create(img)) return 1;
 
   const list: ImageInfo[] = [];
   const seen = new Set<string>();
   let filename: string | undefined = rest[0]!;
-  let format = fmt;
-  let opts = imageOpts;
+  let format = args.fmt;
+  let opts = args.imageOpts;
   while (filename !== undefined) {
     if (seen.has(filename)) {
       img.error(`Backing file '${filename}' creates an infinite loop.`);
       return 1;
     }
     seen.add(filename);
-    const req: Parameters<typeof imgOpen>[1] = { imageOpts: opts, filename, readOnly: true, writethrough: false, forceShare, noBacking: true, noIo: true };
+    const req: ImgOpenRequest = { imageOpts: opts, filename, readOnly: true, writethrough: false, forceShare: args.forceShare, noBacking: true, noIo: true };
     if (format !== undefined) req.fmt = format;
     const blk = imgOpen(img, req);
     if (!blk) return 1;

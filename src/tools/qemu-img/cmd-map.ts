@@ -3,7 +3,7 @@
  */
 import { ErrnoError, Errno, strerror } from '../../errno.ts';
 import type { BlockNode } from '../../block/types.ts';
-import { OPTION_IMAGE_OPTS, OPTION_OBJECT, OPTION_OUTPUT, ObjectList, backingOf, imgOpen, nodeStatus, parseOutput } from './common.ts';
+import { OPTION_OUTPUT, backingOf, imgOpen, nodeStatus, parseOutput, ImageArgs, LONG_HELP, LONG_FORMAT, LONG_OUTPUT, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE } from './common.ts';
 import { MAP_HUMAN_HEADER, formatMapEntry, mapEntryMergeable, type MapEntry } from './format.ts';
 import type { Img } from './img.ts';
 import { imgCvtnum } from '../common/numbers.ts';
@@ -34,32 +34,24 @@ function getBlockStatus(top: BlockNode, offset: number, bytes: number): MapEntry
 }
 
 export function imgMap(img: Img, argv: string[]): number {
-  let fmt: string | undefined;
+  const args = new ImageArgs();
   let output: string | undefined;
-  let imageOpts = false;
-  let forceShare = false;
   let startOffset = 0n;
   let maxLength = -1n;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':f:s:l:hU', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'format', hasArg: true, val: 'f' },
-    { name: 'output', hasArg: true, val: OPTION_OUTPUT },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
-    { name: 'force-share', hasArg: false, val: 'U' },
+    LONG_HELP,
+    LONG_FORMAT,
+    LONG_OUTPUT,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
+    LONG_FORCE_SHARE,
     { name: 'start-offset', hasArg: true, val: 's' },
     { name: 'max-length', hasArg: true, val: 'l' },
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
-      case 'f':
-        fmt = r.optarg!;
-        break;
-      case 'U':
-        forceShare = true;
-        break;
       case OPTION_OUTPUT:
         output = r.optarg!;
         break;
@@ -75,12 +67,6 @@ export function imgMap(img: Img, argv: string[]): number {
         else maxLength = c.value;
         break;
       }
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
-        break;
     }
   }
   const rest = g.operands();
@@ -88,10 +74,8 @@ export function imgMap(img: Img, argv: string[]): number {
   const filename = rest[0]!;
   const mode = parseOutput(img, output);
   if (mode === null) return 1;
-  if (!objects.create(img)) return 1;
 
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: true, writethrough: false, forceShare };
-  if (fmt !== undefined) req.fmt = fmt;
+  const req = args.request(filename, { readOnly: true, writethrough: false });
   const blk = imgOpen(img, req);
   if (!blk) return 1;
 

@@ -4,7 +4,7 @@
  */
 import type { BlockBackend } from '../../block/backend.ts';
 import { CreateOptions, NON_CREATING_DRIVERS, QemuError, UNIMPLEMENTED_CREATING_FORMATS, appendDescs, createOptsFor, isValidOptionList, protocolCreateOpts } from '../../block/create-opts.ts';
-import { OPTION_IMAGE_OPTS, OPTION_OBJECT, OPTION_OUTPUT, OPTION_SIZE, ObjectList, imgOpen, statusAbove } from './common.ts';
+import { ImageArgs, OPTION_OUTPUT, OPTION_SIZE, imgOpen, statusAbove, LONG_HELP, LONG_OUTPUT, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE } from './common.ts';
 import { qcow2Of } from './engine.ts';
 import { luksPayloadOffset } from '../../block/crypto.ts';
 import type { SecretStore } from '../../block/secrets.ts';
@@ -116,24 +116,20 @@ function rawMeasure(opts: CreateOptions, input: BlockBackend | undefined): Measu
 
 export function imgMeasure(img: Img, argv: string[]): number {
   let output: 'human' | 'json' = 'human';
-  let fmt: string | undefined;
   let outFmt = 'raw';
   let options: string | undefined;
   let snapshot: SnapshotArg | undefined;
-  let imageOpts = false;
-  let objectGiven = false;
-  let forceShare = false;
+  const args = new ImageArgs();
   let imgSize: bigint | undefined;
-  const objects = new ObjectList();
 
   // measure's option string has no leading ':', so getopt prints its own diagnostics.
   const g = img.getopt(argv, 'hf:O:o:l:U', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'output', hasArg: true, val: OPTION_OUTPUT },
+    LONG_HELP,
+    LONG_IMAGE_OPTS,
+    LONG_OBJECT,
+    LONG_OUTPUT,
     { name: 'size', hasArg: true, val: OPTION_SIZE },
-    { name: 'force-share', hasArg: false, val: 'U' },
+    LONG_FORCE_SHARE,
   ]);
   for (;;) {
     const r = g.next();
@@ -142,10 +138,8 @@ export function imgMeasure(img: Img, argv: string[]): number {
       img.print(VERSION_TEXT + HELP_BODY);
       throw new ImgExit(0);
     }
+    if (args.take(img, r)) continue;
     switch (r.opt) {
-      case 'f':
-        fmt = r.optarg!;
-        break;
       case 'O':
         outFmt = r.optarg!;
         break;
@@ -162,16 +156,6 @@ export function imgMeasure(img: Img, argv: string[]): number {
         snapshot = arg;
         break;
       }
-      case 'U':
-        forceShare = true;
-        break;
-      case OPTION_OBJECT:
-        objectGiven = true;
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
-        break;
       case OPTION_OUTPUT:
         if (r.optarg === 'json') output = 'json';
         else if (r.optarg === 'human') output = 'human';
@@ -192,15 +176,13 @@ export function imgMeasure(img: Img, argv: string[]): number {
       }
     }
   }
-  if (!objects.create(img)) return 1;
   const rest = g.operands();
   if (rest.length > 1) {
     img.error('At most one filename argument is allowed.');
     return 1;
   }
   const filename = rest[0];
-  void objectGiven;
-  if (filename === undefined && (imageOpts || fmt !== undefined || snapshot !== undefined)) {
+  if (filename === undefined && (args.imageOpts || args.fmt !== undefined || snapshot !== undefined)) {
     img.error('--image-opts, -f, and -l require a filename argument.');
     return 1;
   }
@@ -216,8 +198,7 @@ export function imgMeasure(img: Img, argv: string[]): number {
   let input: BlockBackend | undefined;
   try {
     if (filename !== undefined) {
-      const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: true, writethrough: false, forceShare };
-      if (fmt !== undefined) req.fmt = fmt;
+      const req = args.request(filename, { readOnly: true, writethrough: false });
       const blk = imgOpen(img, req);
       if (!blk) return 1;
       input = blk;

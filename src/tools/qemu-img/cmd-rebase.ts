@@ -6,7 +6,7 @@ import type { BlockBackend } from '../../block/backend.ts';
 import { findDriver } from '../../block/drivers/registry.ts';
 import { fullBackingFilename } from '../../block/create.ts';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
-import { BDRV_DEFAULT_CACHE, ImgOpenFailure, OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, backingOf, cacheMode, imgOpen, openImgBackend, type ImgOpenRequest } from './common.ts';
+import { BDRV_DEFAULT_CACHE, ImgOpenFailure, backingOf, imgOpen, openImgBackend, type ImgOpenRequest, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE, cacheOption } from './common.ts';
 import { QemuError } from '../../block/create-opts.ts';
 import { changeBackingFile } from './engine.ts';
 import { compareSectors } from '../../block/zero.ts';
@@ -19,27 +19,22 @@ function errnoOf(err: unknown): number {
 }
 
 export function imgRebase(img: Img, argv: string[]): number {
-  let fmt: string | undefined;
+  const args = new ImageArgs();
   let cache = BDRV_DEFAULT_CACHE;
   let srcCache = BDRV_DEFAULT_CACHE;
   let outBaseimg: string | undefined;
   let outBasefmt: string | undefined;
   let unsafe = false;
-  let imageOpts = false;
-  let forceShare = false;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':hf:F:b:upt:T:qU', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
-    { name: 'force-share', hasArg: false, val: 'U' },
+    LONG_HELP,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
+    LONG_FORCE_SHARE,
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
-      case 'f':
-        fmt = r.optarg!;
-        break;
       case 'F':
         outBasefmt = r.optarg!;
         break;
@@ -57,39 +52,19 @@ export function imgRebase(img: Img, argv: string[]): number {
       case 'T':
         srcCache = r.optarg!;
         break;
-      case 'q':
-        img.quiet = true;
-        break;
-      case 'U':
-        forceShare = true;
-        break;
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
-        break;
     }
   }
   const rest = g.operands();
   if (rest.length !== 1) img.errorExit('Expecting one image file name');
   if (!unsafe && outBaseimg === undefined) img.errorExit('Must specify backing file (-b) or use unsafe mode (-u)');
   const filename = rest[0]!;
-  if (!objects.create(img)) return 1;
 
-  const cs = cacheMode(cache);
-  if (!cs) {
-    img.error(`Invalid cache option: ${cache}`);
-    return 1;
-  }
-  const srcCs = cacheMode(srcCache);
-  if (!srcCs) {
-    img.error(`Invalid source cache option: ${srcCache}`);
-    return 1;
-  }
+  const cs = cacheOption(img, cache);
+  if (!cs) return 1;
+  const srcCs = cacheOption(img, srcCache, 'source ');
+  if (!srcCs) return 1;
 
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: false, writethrough: cs.writethrough, cache: cs, forceShare: false, noBacking: unsafe };
-  if (fmt !== undefined) req.fmt = fmt;
+  const req = args.request(filename, { readOnly: false, writethrough: cs.writethrough, cache: cs, noBacking: unsafe });
   const blk = imgOpen(img, req);
   if (!blk) return 1;
   let newBacking: BlockBackend | null = null;
@@ -109,7 +84,7 @@ export function imgRebase(img: Img, argv: string[]): number {
           img.error(`Could not resolve backing filename: ${errorMessage(err)}`);
           return 1;
         }
-        const breq: ImgOpenRequest = { imageOpts: false, filename: realPath, readOnly: true, writethrough: false, cache: srcCs, forceShare };
+        const breq: ImgOpenRequest = { imageOpts: false, filename: realPath, readOnly: true, writethrough: false, cache: srcCs, forceShare: args.forceShare };
         if (outBasefmt !== undefined) breq.fmt = outBasefmt;
         try {
           newBacking = openImgBackend(img, breq);

@@ -5,43 +5,30 @@
 import { CreateOptions } from '../../block/create-opts.ts';
 import type { Prealloc } from '../../block/types.ts';
 import { ErrnoError, strerror } from '../../errno.ts';
-import { OPTION_IMAGE_OPTS, OPTION_OBJECT, OPTION_PREALLOCATION, OPTION_SHRINK, ObjectList, imgOpen } from './common.ts';
+import { OPTION_PREALLOCATION, OPTION_SHRINK, imgOpen, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS } from './common.ts';
 import { errorMessage, type Img } from './img.ts';
 
 const PREALLOC_MODES: readonly Prealloc[] = ['off', 'metadata', 'falloc', 'full'];
 
 export function imgResize(img: Img, argv: string[]): number {
+  const args = new ImageArgs();
   if (argv.length < 3) img.errorExit('Not enough arguments');
   let sizeArg = argv[argv.length - 1]!;
-  const args = argv.slice(0, -1);
+  const optionArgv = argv.slice(0, -1);
 
-  let fmt: string | undefined;
-  let imageOpts = false;
   let shrink = false;
   let prealloc: Prealloc = 'off';
-  const objects = new ObjectList();
 
-  const g = img.getopt(args, ':f:hq', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
+  const g = img.getopt(optionArgv, ':f:hq', [
+    LONG_HELP,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
     { name: 'preallocation', hasArg: true, val: OPTION_PREALLOCATION },
     { name: 'shrink', hasArg: false, val: OPTION_SHRINK },
   ]);
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
-      case 'f':
-        fmt = r.optarg!;
-        break;
-      case 'q':
-        img.quiet = true;
-        break;
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
-        break;
       case OPTION_PREALLOCATION:
         if (!PREALLOC_MODES.includes(r.optarg as Prealloc)) {
           img.error(`Invalid preallocation mode '${r.optarg}'`);
@@ -57,7 +44,6 @@ export function imgResize(img: Img, argv: string[]): number {
   const rest = g.operands();
   if (rest.length !== 1) img.errorExit('Expecting image file name and size');
   const filename = rest[0]!;
-  if (!objects.create(img)) return 1;
 
   let relative = 0;
   if (sizeArg.startsWith('+')) {
@@ -79,8 +65,7 @@ export function imgResize(img: Img, argv: string[]): number {
   const asInt64 = (v: bigint) => BigInt.asIntN(64, v);
   const n = asInt64(param.getSize('size', 0n));
 
-  const req: Parameters<typeof imgOpen>[1] = { imageOpts, filename, readOnly: false, writethrough: false, forceShare: false };
-  if (fmt !== undefined) req.fmt = fmt;
+  const req = args.request(filename, { readOnly: false, writethrough: false });
   const blk = imgOpen(img, req);
   if (!blk) return 1;
   try {

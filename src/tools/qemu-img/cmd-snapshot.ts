@@ -3,7 +3,7 @@
  */
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import type { BlockNode } from '../../block/types.ts';
-import { OPTION_IMAGE_OPTS, OPTION_OBJECT, ObjectList, imgOpen } from './common.ts';
+import { imgOpen, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE } from './common.ts';
 import { qcow2Of, snapshotsOf } from './engine.ts';
 import { formatSnapshotList } from './format.ts';
 import { errorMessage, type Img } from './img.ts';
@@ -21,17 +21,15 @@ function findSnapshot(node: BlockNode, name: string): { id: string; name: string
 }
 
 export function imgSnapshot(img: Img, argv: string[]): number {
+  const args = new ImageArgs();
   let action: Action | undefined;
   let name = '';
-  let imageOpts = false;
-  let forceShare = false;
-  const objects = new ObjectList();
 
   const g = img.getopt(argv, ':la:c:d:hqU', [
-    { name: 'help', hasArg: false, val: 'h' },
-    { name: 'object', hasArg: true, val: OPTION_OBJECT },
-    { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS },
-    { name: 'force-share', hasArg: false, val: 'U' },
+    LONG_HELP,
+    LONG_OBJECT,
+    LONG_IMAGE_OPTS,
+    LONG_FORCE_SHARE,
   ]);
   const setAction = (a: Action, arg?: string) => {
     if (action) img.errorExit("Cannot mix '-l', '-a', '-c', '-d'");
@@ -39,6 +37,7 @@ export function imgSnapshot(img: Img, argv: string[]): number {
     if (arg !== undefined) name = arg;
   };
   for (let r = img.nextOption(g); r; r = img.nextOption(g)) {
+    if (args.take(img, r)) continue;
     switch (r.opt) {
       case 'l':
         setAction('list');
@@ -52,26 +51,13 @@ export function imgSnapshot(img: Img, argv: string[]): number {
       case 'd':
         setAction('delete', r.optarg!);
         break;
-      case 'q':
-        img.quiet = true;
-        break;
-      case 'U':
-        forceShare = true;
-        break;
-      case OPTION_OBJECT:
-        if (!objects.add(img, r.optarg!)) return 1;
-        break;
-      case OPTION_IMAGE_OPTS:
-        imageOpts = true;
-        break;
     }
   }
   const rest = g.operands();
   if (rest.length !== 1) img.errorExit('Expecting one image file name');
   const filename = rest[0]!;
-  if (!objects.create(img)) return 1;
 
-  const blk = imgOpen(img, { imageOpts, filename, readOnly: action === 'list', writethrough: false, forceShare });
+  const blk = imgOpen(img, { imageOpts: args.imageOpts, filename, readOnly: action === 'list', writethrough: false, forceShare: args.forceShare });
   if (!blk) return 1;
   const node = blk.root;
   try {

@@ -12,6 +12,7 @@ import type { BlockNode, BlockStatus } from '../../block/types.ts';
 import { ErrnoError } from '../../errno.ts';
 import type { SecretDefinition } from '../../block/secrets.ts';
 import { ImgExit, errorMessage, type Img } from './img.ts';
+import type { LongOption } from '../common/getopt.ts';
 
 export const OPTION_OUTPUT = 256;
 export const OPTION_BACKING_CHAIN = 257;
@@ -90,10 +91,63 @@ export class ObjectList {
     return true;
   }
 
-  /** Objects were created while parsing; kept for the commands' control flow. */
-  create(_img: Img): boolean {
-    return true;
+}
+
+/** Long options several subcommands share (getopt_long entries, in each command's order). */
+export const LONG_HELP: LongOption = { name: 'help', hasArg: false, val: 'h' };
+export const LONG_FORMAT: LongOption = { name: 'format', hasArg: true, val: 'f' };
+export const LONG_OUTPUT: LongOption = { name: 'output', hasArg: true, val: OPTION_OUTPUT };
+export const LONG_OBJECT: LongOption = { name: 'object', hasArg: true, val: OPTION_OBJECT };
+export const LONG_IMAGE_OPTS: LongOption = { name: 'image-opts', hasArg: false, val: OPTION_IMAGE_OPTS };
+export const LONG_FORCE_SHARE: LongOption = { name: 'force-share', hasArg: false, val: 'U' };
+
+/**
+ * The options that mean the same in every subcommand taking them: -f FMT, --image-opts,
+ * -U/--force-share, --object and -q. A command offers them in its option string; take()
+ * consumes them, so the command's own switch sees only its own options.
+ */
+export class ImageArgs {
+  fmt: string | undefined;
+  imageOpts = false;
+  forceShare = false;
+  private readonly objects = new ObjectList();
+
+  /** Apply a shared option; false when the option is the command's own. */
+  take(img: Img, r: { opt: string | number; optarg?: string | undefined }): boolean {
+    switch (r.opt) {
+      case 'f':
+        this.fmt = r.optarg!;
+        return true;
+      case 'q':
+        img.quiet = true;
+        return true;
+      case 'U':
+        this.forceShare = true;
+        return true;
+      case OPTION_OBJECT:
+        this.objects.add(img, r.optarg!);
+        return true;
+      case OPTION_IMAGE_OPTS:
+        this.imageOpts = true;
+        return true;
+      default:
+        return false;
+    }
   }
+
+  /** An img_open request for `filename` with these options. */
+  request(filename: string, fields: Omit<ImgOpenRequest, 'imageOpts' | 'filename' | 'forceShare' | 'fmt'>): ImgOpenRequest {
+    const req: ImgOpenRequest = { ...fields, imageOpts: this.imageOpts, filename, forceShare: this.forceShare };
+    if (this.fmt !== undefined) req.fmt = this.fmt;
+    return req;
+  }
+}
+
+/** bdrv_parse_cache_mode for a -t/-T argument; null after "Invalid <what>cache option: X". */
+export function cacheOption(img: Img, mode: string, what = ''): CacheSettings | null {
+  const cs = parseCacheMode(mode);
+  if (!cs) img.error(`Invalid ${what}cache option: ${mode}`);
+  return cs ?? null;
 }
 
 /** name=value elements of an option list; the first bare element is the implied type. */
