@@ -8,21 +8,11 @@ import { Errno, ErrnoError } from '../../errno.ts';
 import type { JsonObject } from '../../qmp/json.ts';
 import { Qcow2Image } from '../../qcow2/image.ts';
 import type { Qcow2AmendOptions } from '../../qcow2/amend.ts';
+import type { Qcow2CheckResult } from '../../qcow2/index.ts';
 import type { SnapshotInfo } from './format.ts';
 
-/** BdrvCheckResult */
-export interface CheckResult {
-  corruptions: number;
-  leaks: number;
-  checkErrors: number;
-  corruptionsFixed: number;
-  leaksFixed: number;
-  imageEndOffset: number;
-  totalClusters: number;
-  allocatedClusters: number;
-  fragmentedClusters: number;
-  compressedClusters: number;
-}
+/** BdrvCheckResult: the engine's counts without its messages (they are printed as they come). */
+export type CheckResult = Omit<Qcow2CheckResult, 'messages' | 'ret'>;
 
 export type CheckFix = { leaks: boolean; errors: boolean };
 
@@ -42,21 +32,11 @@ export function qcow2Of(node: BlockNode): Qcow2Image | undefined {
 export function checkImage(node: BlockNode, fix: CheckFix, report: (line: string, errorReport: boolean) => void): CheckResult {
   const img = qcow2Of(node);
   if (!img) throw new ErrnoError(Errno.ENOTSUP);
-  // Lines go out as the check finds them (a wrecked image can have millions), as QEMU's do.
+  // Messages are printed as the check finds them, as QEMU does (a damaged image can have many).
   const r = img.check(fix.errors ? 'all' : fix.leaks ? 'leaks' : 'none', (m) => report(m.text, m.errorReport === true));
   if (r.ret < 0) throw new ErrnoError(-r.ret);
-  return {
-    corruptions: r.corruptions,
-    leaks: r.leaks,
-    checkErrors: r.checkErrors,
-    corruptionsFixed: r.corruptionsFixed,
-    leaksFixed: r.leaksFixed,
-    imageEndOffset: r.imageEndOffset,
-    totalClusters: r.totalClusters,
-    allocatedClusters: r.allocatedClusters,
-    fragmentedClusters: r.fragmentedClusters,
-    compressedClusters: r.compressedClusters,
-  };
+  const { messages: _messages, ret: _ret, ...counts } = r;
+  return counts;
 }
 
 /** bdrv_amend_options with the QemuOpts values by name; the engine words its errors. */

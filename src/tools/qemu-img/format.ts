@@ -4,6 +4,7 @@
  */
 import { formatFixed } from '../common/cformat.ts';
 import { qdictOrder, toJsonPretty, type JsonObject, type JsonValue } from '../../qmp/json.ts';
+import type { CheckResult } from './engine.ts';
 
 // ---------------------------------------------------------------- sizes
 
@@ -41,20 +42,7 @@ export function formatG3(x: number): string {
 // ---------------------------------------------------------------- check
 
 /** ImageCheck as collect_image_check fills it (numbers are int64). */
-export interface ImageCheck {
-  filename: string;
-  format: string;
-  checkErrors: number;
-  corruptions: number;
-  leaks: number;
-  corruptionsFixed: number;
-  leaksFixed: number;
-  imageEndOffset: number;
-  totalClusters: number;
-  allocatedClusters: number;
-  fragmentedClusters: number;
-  compressedClusters: number;
-}
+export type ImageCheck = CheckResult & { filename: string; format: string };
 
 export function formatCheckHuman(c: ImageCheck): string {
   let out = '';
