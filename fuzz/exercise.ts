@@ -28,6 +28,8 @@ export interface Job {
   main: string;
   /** An empty directory for the write phase's copy; null skips the write phase. */
   writeDir: string | null;
+  /** Self-test of the watchdog: misbehave on purpose instead of exercising the image. */
+  misbehave?: 'loop' | 'allocate' | 'throw' | 'exit';
 }
 
 export interface OpRecord {
@@ -217,9 +219,31 @@ function writePhase(job: Job, writeDir: string, rec: Recorder): boolean {
   return true;
 }
 
+function misbehave(kind: NonNullable<Job['misbehave']>, rec: Recorder): void {
+  switch (kind) {
+    case 'loop':
+      for (;;);
+    case 'allocate': {
+      const hold: Uint8Array[] = [];
+      for (let i = 0; i < 64; i++) hold.push(new Uint8Array(32 << 20).fill(1));
+      (globalThis as { fuzzHold?: unknown }).fuzzHold = hold;
+      return;
+    }
+    case 'throw':
+      rec.run('open', () => (null as unknown as { x: number }).x);
+      return;
+    case 'exit':
+      process.exit(3);
+  }
+}
+
 export async function exercise(job: Job): Promise<ExerciseResult> {
   const rec = new Recorder();
   const notes: string[] = [];
+  if (job.misbehave) {
+    misbehave(job.misbehave, rec);
+    return { ops: rec.ops, crashes: rec.crashes, builtinCheck: null, checkAfterWrite: null, notes };
+  }
   readPhase(job, rec, notes);
   const check = await builtinCheck(job.dir, job.main).catch((err: unknown) => {
     rec.crashes.push({ op: 'qemu-img check', error: describeError(err), stack: err instanceof Error ? (err.stack ?? '') : '' });

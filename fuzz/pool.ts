@@ -38,6 +38,17 @@ interface Worker {
   stderr: string;
 }
 
+/** CPU time a process has used so far (utime + stime from /proc; clock ticks are 10 ms). */
+function cpuMsOf(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
 function rssMiB(pid: number): number | null {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -137,7 +148,18 @@ export class WorkerPool {
         // Let stderr drain: the stack of an uncaught exception arrives last.
         setTimeout(() => finish({ kind: 'died', code, signal, stderr: w.stderr, wallMs: performance.now() - t0 }), 50);
       };
-      const timer = setTimeout(() => finish({ kind: 'hang', wallMs: performance.now() - t0 }), this.opts.hangMs);
+      // A hang is hangMs of work: on a busy machine (the CI slice runs beside other tests) a
+      // job that is only waiting for a core gets more wall-clock time, up to 5 x hangMs.
+      const pid = w.proc.pid ?? 0;
+      const cpu0 = cpuMsOf(pid);
+      let timer: NodeJS.Timeout;
+      const watch = (): void => {
+        const wall = performance.now() - t0;
+        const cpu = cpu0 === null ? null : (cpuMsOf(pid) ?? 0) - cpu0;
+        if (cpu === null || cpu >= this.opts.hangMs || wall >= 5 * this.opts.hangMs) finish({ kind: 'hang', wallMs: wall });
+        else timer = setTimeout(watch, 100);
+      };
+      timer = setTimeout(watch, this.opts.hangMs);
       const sampler = setInterval(() => {
         const rss = w.proc.pid ? rssMiB(w.proc.pid) : null;
         if (rss !== null && rss > this.opts.hardMemoryMiB) finish({ kind: 'memory', rssMiB: rss, wallMs: performance.now() - t0 });

@@ -98,12 +98,18 @@ export function imageFuzzMarkdown(r: CampaignResult): string {
 }
 
 export function summarizeCrashTrials(r: CrashCampaignResult): string {
+  const fmt = (o: Record<string, number>): string =>
+    Object.entries(o)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
   const lines = [
-    `crash consistency: ${r.trials.length} trials, run seed ${r.options.seed}, ${(r.elapsedMs / 1000).toFixed(1)} s`,
-    `  killed mid-run ${r.killed}, finished before the kill ${r.trials.length - r.killed}; flushes acknowledged ${r.flushes}; writes verified ${r.verifiedWrites}`,
-    `  corrupt after kill ${r.corrupt}, leaks after kill ${r.leaky} (all repaired: ${r.leaksRepaired ? 'yes' : 'NO'}), lost or wrong data ${r.lost}, other failures ${r.failed}`,
+    `crash consistency: ${r.trials.length} trials, run seed ${r.options.seed}, judged by ${r.options.judge}, ${(r.elapsedMs / 1000).toFixed(1)} s`,
+    `  modes: ${fmt(r.byMode)}; ends: ${fmt(r.byEnd)}`,
+    `  acknowledged flushes ${r.flushes}, acknowledged operations verified ${r.verifiedWrites}, snapshots verified ${r.snapshotsVerified}`,
+    `  corrupt after the crash ${r.corrupt}, leaks after the crash ${r.leaky} (all repaired: ${r.leaksRepaired ? 'yes' : 'NO'}), lost or wrong data ${r.lost}, trials with problems ${r.failed}`,
+    `  killed inside snapshot creation with only COPIED-flag errors (as QEMU; repaired by -r all): ${r.copiedWindow}`,
   ];
-  for (const t of r.trials.filter((x) => x.problems.length).slice(0, 20)) lines.push(`  FAIL trial ${t.index} (${t.mode}, seed ${t.seed}): ${t.problems.join('; ')}`);
+  for (const t of r.trials.filter((x) => x.problems.length).slice(0, 20)) lines.push(`  FAIL trial ${t.index} (${t.mode}, cluster ${t.clusterSize}, seed ${t.seed}, ${t.end} after op ${t.started}, acked ${t.acked}): ${t.problems.slice(0, 3).join('; ')}`);
   return lines.join('\n');
 }
 

@@ -210,7 +210,7 @@ async function main(): Promise<number> {
 
   if (only !== 'images') {
     const trials = num(values['crash-trials'], 200, '--crash-trials');
-    const r = await runCrashCampaign({ seed, trials, workers, qemu });
+    const r = await runCrashCampaign({ seed, trials, workers, qemu, keepFailed: outDir });
     process.stdout.write(`${summarizeCrashTrials(r)}\n`);
     const files = writeResults(outDir, `crash-${stamp}`, { json: JSON.stringify(r, null, 1) });
     process.stdout.write(`  report: ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}\n`);
