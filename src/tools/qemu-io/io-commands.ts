@@ -95,6 +95,14 @@ function vectorArgs(s: IoSession, rest: string[], ct: CmdInfo): { offset: number
   return { offset: off.value, total };
 }
 
+/**
+ * A buffer to read into. QEMU fills it with 0xab first (qemu_io_alloc), but a successful read
+ * overwrites every byte and a failed one shows none, so filling it would be wasted work.
+ */
+function readBuffer(len: number): Uint8Array {
+  return new Uint8Array(len);
+}
+
 /** offset count of the single-buffer commands; a code after an error. */
 function rangeArgs(s: IoSession, rest: string[]): { offset: number; count: number } | number {
   const off = s.number(rest[0]!);
@@ -215,7 +223,7 @@ export function readCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
     const r = checkSectorAligned(s, offset, count);
     if (r) return r;
   }
-  const buf = filledBuffer(count, 0xab);
+  const buf = readBuffer(count);
   const t = timed(
     s,
     () => {
@@ -235,7 +243,7 @@ export function readvCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
   if (typeof parsed === 'number') return parsed;
   const v = vectorArgs(s, parsed.operands, ct);
   if (typeof v === 'number') return v;
-  const buf = filledBuffer(v.total, 0xab);
+  const buf = readBuffer(v.total);
   const t = timed(s, () => s.blk!.read(v.offset, buf), true);
   if (t.errno) return syncDone(s, 'readv', 'read', t, v.offset, v.total, parsed.flags);
   return readDone(s, buf, v.offset, parsed.flags, t);
@@ -391,7 +399,7 @@ export function aioReadCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
   if (typeof parsed === 'number') return parsed;
   const v = vectorArgs(s, parsed.operands, ct);
   if (typeof v === 'number') return v;
-  const buf = filledBuffer(v.total, 0xab);
+  const buf = readBuffer(v.total);
   s.beginAio(v.offset, 0);
   const t = timed(s, () => s.blk!.read(v.offset, buf), false);
   // The I/O is done now; its result is reported when QEMU's main loop next runs.
