@@ -96,11 +96,11 @@ function vectorArgs(s: IoSession, rest: string[], ct: CmdInfo): { offset: number
 }
 
 /**
- * A buffer to read into. QEMU fills it with 0xab first (qemu_io_alloc), but a successful read
- * overwrites every byte and a failed one shows none, so filling it would be wasted work.
+ * A buffer to read into, filled with 0xab first as qemu_io_alloc does: drivers that return
+ * without touching it (null-co without read-zeroes) show that pattern.
  */
 function readBuffer(len: number): Uint8Array {
-  return new Uint8Array(len);
+  return filledBuffer(len, 0xab);
 }
 
 /** offset count of the single-buffer commands; a code after an error. */
