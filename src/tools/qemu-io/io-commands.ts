@@ -103,6 +103,21 @@ function readBuffer(len: number): Uint8Array {
   return filledBuffer(len, 0xab);
 }
 
+/**
+ * readBuffer() for synchronous reads, whose buffer is dead when the command returns: one
+ * buffer is kept and refilled, so large reads do not pay for fresh pages every time.
+ */
+function scratchReadBuffer(len: number): Uint8Array {
+  if (len > SCRATCH_MAX) return readBuffer(len);
+  if (!scratch || scratch.length < len) scratch = new Uint8Array(Math.max(len, 1 << 20));
+  const buf = scratch.subarray(0, len);
+  buf.fill(0xab);
+  return buf;
+}
+
+const SCRATCH_MAX = 64 << 20;
+let scratch: Uint8Array | undefined;
+
 /** offset count of the single-buffer commands; a code after an error. */
 function rangeArgs(s: IoSession, rest: string[]): { offset: number; count: number } | number {
   const off = s.number(rest[0]!);
@@ -223,7 +238,7 @@ export function readCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
     const r = checkSectorAligned(s, offset, count);
     if (r) return r;
   }
-  const buf = readBuffer(count);
+  const buf = scratchReadBuffer(count);
   const t = timed(
     s,
     () => {
@@ -243,7 +258,7 @@ export function readvCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
   if (typeof parsed === 'number') return parsed;
   const v = vectorArgs(s, parsed.operands, ct);
   if (typeof v === 'number') return v;
-  const buf = readBuffer(v.total);
+  const buf = scratchReadBuffer(v.total);
   const t = timed(s, () => s.blk!.read(v.offset, buf), true);
   if (t.errno) return syncDone(s, 'readv', 'read', t, v.offset, v.total, parsed.flags);
   return readDone(s, buf, v.offset, parsed.flags, t);
