@@ -47,6 +47,8 @@ export const sequences: Sequence[] = [
     ],
   },
 
+  { name: 'check opens damaged images (BDRV_O_CHECK): corrupt bit, no refcount table', steps: [mkq('c.qcow2', '1M'), io('-c', 'write 0 64k', 'c.qcow2'), { poke: 'c.qcow2', offset: 79, hex: '02' }, img('check', 'c.qcow2'), io('-c', 'write 0 4k', 'c.qcow2'), img('check', '-r', 'all', 'c.qcow2'), img('info', '--output=json', 'c.qcow2'), mkq('d.qcow2', '1M'), io('-c', 'write 0 64k', 'd.qcow2'), { poke: 'd.qcow2', offset: 0x30, hex: '0000000000000000' }, { poke: 'd.qcow2', offset: 0x38, hex: '00000000' }, img('check', 'd.qcow2'), img('check', '-r', 'leaks', 'd.qcow2'), io('-c', 'read -P 0xcd 0 64k', 'd.qcow2'), img('check', '-r', 'all', 'd.qcow2'), io('-c', 'read -P 0xcd 0 64k', 'd.qcow2')] },
+
   // ---- info
   { name: 'info human and json', steps: [mkq('b.qcow2'), mkq('t.qcow2', '4M', '-b', 'b.qcow2', '-F', 'qcow2'), img('create', '-q', '-f', 'qcow2', '-o', 'data_file=d.data,lazy_refcounts=on', 'd.qcow2', '2M'), img('info', '--output=json', 't.qcow2'), img('info', '--output=json', 'd.qcow2'), img('info', '--backing-chain', '--output=json', 't.qcow2'), img('info', 't.qcow2'), img('info', 'd.qcow2'), img('info', '--backing-chain', 't.qcow2'), img('snapshot', '-c', 's1', 'b.qcow2'), img('info', 'b.qcow2'), img('info', '--output=json', 'b.qcow2'), img('info', 'missing'), img('info', '--output=xml', 't.qcow2'), img('info')] },
   { name: 'info human of qcow2 v2 and v3', steps: [mkq('a.qcow2', '64M'), mkq('b.qcow2', '64M', '-o', 'compat=0.10'), img('info', '-f', 'qcow2', '--output=json', 'a.qcow2'), img('info', '--output=json', 'b.qcow2')] },
