@@ -161,29 +161,32 @@ export function applyOp(plan: TrialPlan, disk: Uint8Array, op: Op): void {
 export function verifyDisk(plan: TrialPlan, actual: Uint8Array, acked: number, started: number): string[] {
   const disk = initialDisk(plan);
   for (let i = 0; i < acked; i++) applyOp(plan, disk, plan.ops[i]!);
-  // Values later ops may have left, per byte (only bytes they touch).
-  const alternatives = new Map<number, Set<number>>();
-  const allow = (pos: number, v: number): void => {
-    let s = alternatives.get(pos);
-    if (!s) alternatives.set(pos, (s = new Set()));
-    s.add(v);
-  };
-  for (let i = acked; i < started && i < plan.ops.length; i++) {
-    const op = plan.ops[i]!;
-    if (op.kind === 'write' || op.kind === 'compress') for (let p = op.offset; p < op.offset + op.length; p++) allow(p, opByte(op.tag, p));
-    else if (op.kind === 'zero') for (let p = op.offset; p < op.offset + op.length; p++) allow(p, 0);
-    else if (op.kind === 'discard') {
-      const r = discardRange(plan, op.offset, op.length);
-      if (r) for (let p = r[0]; p < r[1]; p++) allow(p, 0);
+  const later = plan.ops.slice(acked, Math.min(started, plan.ops.length));
+  /** The value a later op may have left at pos, or null when it does not touch pos. */
+  const laterValue = (op: Op, pos: number): number | null => {
+    switch (op.kind) {
+      case 'write':
+      case 'compress':
+        return pos >= op.offset && pos < op.offset + op.length ? opByte(op.tag, pos) : null;
+      case 'zero':
+        return pos >= op.offset && pos < op.offset + op.length ? 0 : null;
+      case 'discard': {
+        const r = discardRange(plan, op.offset, op.length);
+        return r && pos >= r[0] && pos < r[1] ? 0 : null;
+      }
+      default:
+        return null;
     }
-  }
+  };
   const problems: string[] = [];
   if (actual.length < plan.size) problems.push(`guest disk is ${actual.length} bytes, expected ${plan.size}`);
   for (let p = 0; p < plan.size && problems.length < 5; p++) {
     const v = actual[p] ?? 0;
     if (v === disk[p]) continue;
-    if (alternatives.get(p)?.has(v)) continue;
-    problems.push(`guest byte ${p} (cluster ${Math.floor(p / plan.clusterSize)}) is 0x${v.toString(16)}, expected 0x${disk[p]!.toString(16)}${alternatives.has(p) ? ` or one of ${[...alternatives.get(p)!].map((x) => `0x${x.toString(16)}`).join(', ')}` : ''}`);
+    const options = later.map((op) => laterValue(op, p)).filter((x): x is number => x !== null);
+    if (options.includes(v)) continue;
+    const alt = options.length ? ` or one of ${[...new Set(options)].map((x) => `0x${x.toString(16)}`).join(', ')}` : '';
+    problems.push(`guest byte ${p} (cluster ${Math.floor(p / plan.clusterSize)}) is 0x${v.toString(16)}, expected 0x${disk[p]!.toString(16)}${alt}`);
   }
   return problems;
 }

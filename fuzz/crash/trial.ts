@@ -84,7 +84,7 @@ function runWriter(dir: string, plan: TrialPlan, wallKillSeed: number): Promise<
         else if (line.startsWith('D')) done = true;
         else if (line === 'R' && plan.selfKillAtCall === null) {
           // A random moment within the run: a few ms per operation on this engine.
-          const delay = Math.floor(rng(wallKillSeed)() * plan.ops.length * 0.5);
+          const delay = Math.floor(rng(wallKillSeed)() * plan.ops.length * 0.25);
           setTimeout(() => {
             if (child.exitCode === null && child.signalCode === null) {
               killedByParent = true;
