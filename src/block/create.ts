@@ -80,7 +80,8 @@ function deleteFile(env: CreateEnv, name: string): void {
  * Emptying an existing image: QEMU opens it and truncates it to zero. For a plain regular file
  * (no symlink, one link) a fresh file with the same mode gives the same result, and spares
  * the host file system's flush-on-close that follows truncating a file to zero and writing it
- * again (ext4's replace-via-truncate heuristic), which costs seconds for large images.
+ * again (ext4's replace-via-truncate heuristic, auto_da_alloc), which costs seconds for large
+ * images.
  */
 function replaceRegularFile(abs: string): void {
   let st: fs.Stats;
@@ -122,12 +123,13 @@ export function createFile(env: CreateEnv, spec: FileCreateSpec): FileStorage {
     throw new QemuError(`Could not create '${spec.filename}': ${strerror(errno)}`);
   }
   try {
-    storage.truncate(0);
+    // Truncating an empty file changes nothing but makes ext4 flush the file at close.
+    if (storage.size() !== 0) storage.truncate(0);
     if (spec.preallocation === 'metadata') throw new QemuError('Unsupported preallocation mode: metadata');
     if (spec.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new QemuError(`Could not resize file: ${strerror(Errno.EINVAL)}`);
     const size = Number(spec.size);
     if (spec.preallocation === 'off') {
-      storage.truncate(size);
+      if (size !== 0) storage.truncate(size);
       // file-posix allocates the first block of a file grown from empty (alignment probing).
       if (size > 0) storage.write(0, new Uint8Array(Math.min(size, 4096)));
     } else {
