@@ -4,8 +4,9 @@
  *   openImage(req: OpenImageRequest, ctx: OpenImageContext): BlockBackend       (blk_new_open)
  *     req  { filename?, options?: QDict (nested or dotted), format?, readOnly?, cache?: CacheSettings,
  *            unmap?, forceShare?, noBacking?, aio?, snapshot? (-s overlay), copyOnRead? (-C),
- *            noIo? (BDRV_O_NO_IO) }
- *     ctx  { cwd, pathPolicy?, graph?: BlockGraph, stderr?(text), warn?(msg), report?(msg) }
+ *            noIo? (BDRV_O_NO_IO), check? (BDRV_O_CHECK: qemu-img check opens damaged images) }
+ *     ctx  { cwd, pathPolicy?, graph?: BlockGraph, stderr?(text), stdout?(text) (blkdebug's
+ *            breakpoint lines), warn?(msg), report?(msg) }
  *     Throws BlockOpenError / OptionsError whose .message is QEMU's Error text
  *     (SizeOptionError adds .hint). Default cache is writethrough (qemu-io's default).
  *   openBlockdev(options: QDict, env: OpenEnv, flags?: Partial<OpenFlags>): BaseNode   (blockdev-add)
@@ -19,8 +20,15 @@
  *     protocolName, isFilter, supportsFuaWrite/Zeroes, exactLength() (length() counts sectors),
  *     getInfo(): {clusterSize, vmStateOffset}, refreshFilename(), debugEvent(event),
  *     setReadOnly(ro) / reopen({readOnly}), primaryChild(), noIo, probed, unmapAllowed, noFlush.
- *   Drivers: FileNode (storage, path, absPath, allocatedBytes()), RawNode, NullNode, BlkdebugNode,
- *     Qcow2Node (image: Qcow2Image, file, dataFile, backing, loadVmState/saveVmState), MemoryNode.
+ *   Drivers: FileNode (storage, path, absPath, allocatedBytes()), RawNode, NullNode, BlkdebugNode
+ *     (addBreakpoint/removeBreakpoint/resume/isSuspended/takeNewSuspensions: breakpoints hold a
+ *     request's completion, see qemu-io), CompressNode (the `compress` filter), Qcow2Node (image:
+ *     Qcow2Image, file, dataFile, backing, loadVmState/saveVmState), MemoryNode.
+ *   Internal snapshots (block/snapshot.c): snapshotLoadTmp(node, id?, name?),
+ *     snapshotLoadTmpByIdOrName(node, s), snapshotGoto(node, s, report) throw SnapshotError.
+ *   Secrets and LUKS sizes: SecretStore (define/lookup, QEMU's messages), luksPayloadOffset().
+ *   Buffers (zero.ts): isZeroRange, isFilledWith, filledBuffer, rangesEqual, compareSectors,
+ *     findNonzeroSector: native memcmp/memset instead of per-byte loops.
  *   BlockGraph: node-name registry (get/has/add/remove/nodes/generateName).
  *   isAllocated(node, off, len) -> {allocated, pnum};  blockStatusAbove(top, off, len) -> {status, depth, node}
  *   NodeStorage: a Storage (src/storage/types.ts) over any node (qcow2 engine's file/data file).
@@ -53,3 +61,9 @@ export { isAllocated, blockStatusAbove } from './status.ts';
 export type { StatusAbove } from './status.ts';
 export { NodeStorage } from './storage-adapter.ts';
 export { MemoryNode } from './drivers/memory.ts';
+export { CompressNode } from './drivers/compress.ts';
+export { snapshotLoadTmp, snapshotLoadTmpByIdOrName, snapshotGoto, SnapshotError } from './snapshot.ts';
+export { SecretStore } from './secrets.ts';
+export type { SecretDefinition } from './secrets.ts';
+export { luksPayloadOffset } from './crypto.ts';
+export { isZeroRange, isFilledWith, filledBuffer, rangesEqual, compareSectors, findNonzeroSector } from './zero.ts';
