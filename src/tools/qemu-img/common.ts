@@ -10,7 +10,7 @@ import { SizeOptionError, parseOptsString } from '../../block/options.ts';
 import { QDict } from '../../block/qdict.ts';
 import type { BlockNode, BlockStatus } from '../../block/types.ts';
 import { ErrnoError } from '../../errno.ts';
-import type { SecretDefinition } from '../../block/secrets.ts';
+import { defineObject } from '../common/objects.ts';
 import { ImgExit, errorMessage, type Img } from './img.ts';
 import type { LongOption } from '../common/getopt.ts';
 
@@ -50,49 +50,6 @@ export function parseOutput(img: Img, output: string | undefined): OutputFormat 
   return null;
 }
 
-/** Members of the user-creatable `secret` object. */
-const SECRET_MEMBERS = new Set(['qom-type', 'id', 'data', 'file', 'format', 'keyid', 'iv', 'loaded']);
-
-/**
- * --object: QEMU 7.2 creates the object while parsing the option (user_creatable_process_cmdline
- * with error_fatal), so a bad definition ends qemu-img at once. Only `secret` objects exist;
- * they land in the run's SecretStore for the options that name them.
- */
-export class ObjectList {
-  /** Returns true; on a bad definition reports it and exits with status 1. */
-  add(img: Img, text: string): boolean {
-    const def = new Map<string, string>();
-    let first = true;
-    for (const el of splitObjectList(text)) {
-      const name = el.name ?? (first ? 'qom-type' : el.value);
-      def.set(name, el.name === undefined && !first ? 'on' : el.value);
-      first = false;
-    }
-    const fail = (m: string): never => {
-      img.error(m);
-      throw new ImgExit(1);
-    };
-    const type = def.get('qom-type');
-    if (type === undefined) fail("Parameter 'qom-type' is missing");
-    if (type !== 'secret') fail(`Parameter 'qom-type' does not accept value '${type}'`);
-    const id = def.get('id');
-    if (id === undefined) fail("Parameter 'id' is missing");
-    for (const k of def.keys()) if (!SECRET_MEMBERS.has(k)) fail(`Parameter '${k}' is unexpected`);
-    const secret: SecretDefinition = { id: id! };
-    for (const key of ['data', 'file', 'format', 'keyid'] as const) {
-      const v = def.get(key);
-      if (v !== undefined) secret[key] = v;
-    }
-    try {
-      img.secrets.define(secret, { cwd: img.ctx.cwd, pathPolicy: img.ctx.pathPolicy });
-    } catch (err) {
-      fail(errorMessage(err));
-    }
-    return true;
-  }
-
-}
-
 /** Long options several subcommands share (getopt_long entries, in each command's order). */
 export const LONG_HELP: LongOption = { name: 'help', hasArg: false, val: 'h' };
 export const LONG_FORMAT: LongOption = { name: 'format', hasArg: true, val: 'f' };
@@ -110,7 +67,6 @@ export class ImageArgs {
   fmt: string | undefined;
   imageOpts = false;
   forceShare = false;
-  private readonly objects = new ObjectList();
 
   /** Apply a shared option; false when the option is the command's own. */
   take(img: Img, r: { opt: string | number; optarg?: string | undefined }): boolean {
@@ -125,7 +81,13 @@ export class ImageArgs {
         this.forceShare = true;
         return true;
       case OPTION_OBJECT:
-        this.objects.add(img, r.optarg!);
+        // Created while parsing, as QEMU does (user_creatable_process_cmdline, error_fatal).
+        try {
+          defineObject(img.secrets, r.optarg!, img.ctx);
+        } catch (err) {
+          img.error(errorMessage(err));
+          throw new ImgExit(1);
+        }
         return true;
       case OPTION_IMAGE_OPTS:
         this.imageOpts = true;
@@ -148,37 +110,6 @@ export function cacheOption(img: Img, mode: string, what = ''): CacheSettings | 
   const cs = parseCacheMode(mode);
   if (!cs) img.error(`Invalid ${what}cache option: ${mode}`);
   return cs ?? null;
-}
-
-/** name=value elements of an option list; the first bare element is the implied type. */
-function splitObjectList(text: string): { name?: string; value: string }[] {
-  const out: { name?: string; value: string }[] = [];
-  let i = 0;
-  while (i < text.length) {
-    let j = i;
-    let value = '';
-    let name: string | undefined;
-    while (j < text.length) {
-      const ch = text[j]!;
-      if (ch === ',' && text[j + 1] === ',') {
-        value += ',';
-        j += 2;
-        continue;
-      }
-      if (ch === ',') break;
-      if (ch === '=' && name === undefined) {
-        name = value;
-        value = '';
-        j++;
-        continue;
-      }
-      value += ch;
-      j++;
-    }
-    out.push(name === undefined ? { value } : { name, value });
-    i = j + 1;
-  }
-  return out;
 }
 
 export interface ImgOpenRequest {

@@ -8,6 +8,7 @@ import { parseCacheMode, parseDiscardMode, isValidAioMode, QDict } from '../../b
 import { OptionLoop, type LongOption } from '../common/getopt.ts';
 import { defaultOpenSettings, parseInto, runCommand } from './commands.ts';
 import { IoSession } from './session.ts';
+import { defineObject } from '../common/objects.ts';
 
 export const QEMU_VERSION_LINE = '7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)';
 const COPYRIGHT = 'Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers';
@@ -143,7 +144,12 @@ export async function runQemuIo(argv: string[], ctx: ToolContext, readLine?: () 
         settings.forceShare = true;
         break;
       case 'object':
-        // Objects (secrets for encryption) are accepted; the engine has no use for them.
+        try {
+          defineObject(s.secrets, o.arg!, ctx);
+        } catch (err) {
+          s.errorReport(err instanceof Error ? err.message : String(err));
+          return 1;
+        }
         break;
       case 'image-opts':
         s.imageOpts = true;

@@ -4,7 +4,7 @@
  */
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import type { ToolContext } from '../context.ts';
-import { BaseNode, BlkdebugNode, BlockGraph, BlockOpenError, OptionsError, openImage, type BlockBackend, type CacheSettings, type QDict } from '../../block/index.ts';
+import { BaseNode, BlkdebugNode, BlockGraph, SecretStore, BlockOpenError, OptionsError, openImage, type BlockBackend, type CacheSettings, type QDict } from '../../block/index.ts';
 import { SizeOptionError } from '../../block/options.ts';
 import { cvtnum, cvtnumErrorText } from '../common/numbers.ts';
 
@@ -39,6 +39,8 @@ export class IoSession {
   /** Reads one line of stdin (without newline), null at EOF. */
   readLine: () => string | null;
   readonly graph = new BlockGraph();
+  /** Secrets defined with --object. */
+  readonly secrets = new SecretStore();
 
   constructor(ctx: ToolContext, progname: string, readLine?: () => string | null) {
     this.ctx = ctx;
