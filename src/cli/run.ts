@@ -1,7 +1,8 @@
 /**
  * `qtest run [ID|glob ...]`: validate the selected scenarios, run them on a backend, compare with
  * expected/, print one line per scenario and a summary. Exit 0 = all passed (or skipped),
- * 1 = some failed, 2 = bad usage, invalid scenario or unusable backend.
+ * 1 = some failed, 2 = bad usage, invalid scenario, a scenario that could not run as written
+ * (error) or unusable backend.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -234,5 +235,8 @@ export default async function run(argv: string[]): Promise<number> {
       },
     });
   }
-  return results.some((r) => r.status === 'fail' || r.status === 'error') ? 1 : 0;
+  // A scenario that could not run as written (a refused path, a runaway loop, a bad number)
+  // is a broken scenario, not a failed test: exit 2, as for one that does not validate.
+  if (results.some((r) => r.status === 'error')) return 2;
+  return results.some((r) => r.status === 'fail') ? 1 : 0;
 }

@@ -16,7 +16,9 @@ import { PrintfError, printf, printfBytes } from '../scenario/printf.ts';
 import { Qcow2ToolError, runQcow2Tool } from '../scenario/steps/qcow2-header.ts';
 import type { Condition, Macro, QmpStep, Scenario, Step, StdoutMode, StreamMode } from '../scenario/types.ts';
 import { ExpansionError, arithmetic, expandText, expandVariables } from '../scenario/vars.ts';
+import { fromNodeError, ErrnoError } from '../errno.ts';
 import { breToRegExp } from './bre.ts';
+import { escapingImageRefs } from './image-refs.ts';
 import { parseTruncateSize } from './sizes.ts';
 
 export interface RunSettings {
@@ -67,6 +69,10 @@ const QMP_COMMAND_ECHO_FILTERS = ['testdir', 'imgfmt'];
 const QMP_RESPONSE_FILTERS = ['testdir', 'qemu', 'qemu_io', 'qmp', 'hmp'];
 const DEFAULT_QMP_TIMEOUT_S = 10;
 const MAX_CALL_DEPTH = 32;
+/** Steps one run may execute, loops and macros included: beyond it the scenario is runaway. */
+const MAX_STEPS = 5_000_000;
+/** Offsets and sizes of file steps must be exact in a JS number (and any file system refuses more). */
+const MAX_FILE_OFFSET = Number.MAX_SAFE_INTEGER;
 
 class Aborted extends Error {}
 
@@ -249,6 +255,18 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
     if (v < 0n) fail(`${what} must not be negative, got ${v}`);
     return v;
   };
+  /** A file offset: Node would silently write at the current position past 2^53. */
+  const offsetOf = (text: string): number => {
+    const v = int(text, 'offset');
+    if (v > BigInt(MAX_FILE_OFFSET)) fail(`offset ${v} is too large (at most ${MAX_FILE_OFFSET})`);
+    return Number(v);
+  };
+  /** fs errors of file steps, as the shell tool would word them (no stack, no Node codes). */
+  const fsFail = (what: string, err: unknown): never => {
+    const e = fromNodeError(err);
+    return fail(`${what}: ${e instanceof ErrnoError ? e.message : err instanceof Error ? err.message : String(err)}`);
+  };
+  let stepsRun = 0;
   const small = (text: string, what: string, max: number): number => {
     const v = int(text, what);
     if (v > BigInt(max)) fail(`${what} ${v} is larger than ${max}`);
@@ -268,7 +286,30 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
     chain?: FilterChain;
   }
 
+  /**
+   * Names stored inside images (backing file, data file) are not in the scenario's text: look
+   * at the images before a tool may follow such a name out of TEST_DIR.
+   */
+  function refuseEscapingImages(): void {
+    const refs = escapingImageRefs(testDir, realTestDir);
+    if (refs.length === 0) return;
+    const r = refs[0]!;
+    throw new PathEscapeError(
+      current?.at ?? { file: scenario.file, line: 1, col: 1 },
+      `image '${r.image}' names '${r.name}' as its ${r.kind}, and ${r.reason}; refusing to run a step that would open it (a scenario may only touch files in its TEST_DIR)`,
+    );
+  }
+
+  /** The builtin backend's tools ask the path policy: a refusal there stops the scenario too. */
+  function refuseRefusedPaths(before: number): void {
+    const p = pathPolicy.refused[before];
+    if (p === undefined) return;
+    throw new PathEscapeError(current?.at ?? { file: scenario.file, line: 1, col: 1 }, `the step tried to open '${p}', which is outside TEST_DIR; a scenario may only touch files in its TEST_DIR`);
+  }
+
   async function tool(name: ToolName, args: string[], o: ToolOptions): Promise<void> {
+    refuseEscapingImages();
+    const refusedBefore = pathPolicy.refused.length;
     const discard = o.stdout === 'discard';
     const capture = o.into !== undefined;
     // `cmd | filter`, `x=$(cmd)` and `cmd >/dev/null` need stdout apart from stderr.
@@ -276,6 +317,7 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
     const invocation = { tool: name, args, cwd: testDir, env: {}, streams: separate ? ('separate' as const) : ('merged' as const), pathPolicy, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) };
     let run = await backend.runTool(invocation);
     for (let attempt = 0; run.exitCode !== 0 && attempt < (o.retries ?? 0); attempt++) run = await backend.runTool(invocation);
+    refuseRefusedPaths(refusedBefore);
     lastStatus = run.exitCode;
     const chain = o.chain ?? filters;
     const stdout = chain.apply(o.filters, separate ? run.stdout : run.merged);
@@ -286,6 +328,7 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
   }
 
   async function qmp(step: QmpStep): Promise<void> {
+    refuseEscapingImages();
     const handle = qmpHandle++;
     const conn: QmpConnection = await backend.launchQmp({ args: step.launch.map(x), cwd: testDir, env: {}, pathPolicy });
     try {
@@ -354,6 +397,7 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
   async function exec(steps: readonly Step[], depth: number): Promise<void> {
     for (const step of steps) {
       current = step;
+      if (++stepsRun > MAX_STEPS) fail(`the scenario ran more than ${MAX_STEPS} steps; stopped as runaway`);
       checkStepPaths(step, testDir, realTestDir, lookup, false);
       switch (step.kind) {
         case 'section':
@@ -423,11 +467,17 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
           const target = file(step.file);
           const sizeText = x(step.size);
           if (!/^\d+[KMGT]?$/.test(sizeText)) fail(`size '${sizeText}' must be a number of bytes with an optional K, M, G or T suffix`);
-          const fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
+          const size = parseTruncateSize(sizeText);
+          if (!(size <= MAX_FILE_OFFSET)) fail(`size '${sizeText}' is too large (at most ${MAX_FILE_OFFSET} bytes)`);
           try {
-            fs.ftruncateSync(fd, parseTruncateSize(sizeText));
-          } finally {
-            fs.closeSync(fd);
+            const fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
+            try {
+              fs.ftruncateSync(fd, size);
+            } finally {
+              fs.closeSync(fd);
+            }
+          } catch (err) {
+            fsFail(`truncate: cannot set the size of '${x(step.file)}' to ${size} bytes`, err);
           }
           break;
         }
@@ -467,13 +517,17 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
         case 'poke_file_be':
         case 'poke_file_le': {
           const target = file(step.file);
-          const offset = int(step.offset, 'offset');
+          const offset = offsetOf(step.offset);
           const data = step.kind === 'poke_file' ? printfBytes(x(step.data), []) : intBytes(arithmetic(x(step.value), lookup), small(step.size, 'size', 8), step.kind === 'poke_file_be');
-          const fd = fs.openSync(target, fs.existsSync(target) ? 'r+' : 'w');
           try {
-            fs.writeSync(fd, data, 0, data.length, Number(offset));
-          } finally {
-            fs.closeSync(fd);
+            const fd = fs.openSync(target, fs.existsSync(target) ? 'r+' : 'w');
+            try {
+              fs.writeSync(fd, data, 0, data.length, offset);
+            } finally {
+              fs.closeSync(fd);
+            }
+          } catch (err) {
+            fsFail(`${step.kind}: cannot write ${data.length} bytes at offset ${offset} of '${x(step.file)}'`, err);
           }
           break;
         }
@@ -481,12 +535,13 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
         case 'peek_file_le':
         case 'peek_file_raw': {
           const size = small(step.size, 'size', step.kind === 'peek_file_raw' ? 1 << 20 : 8);
+          const offset = offsetOf(step.offset);
           const buf = Buffer.alloc(size);
           let got = 0;
           try {
             const fd = fs.openSync(file(step.file), 'r');
             try {
-              got = fs.readSync(fd, buf, 0, size, Number(int(step.offset, 'offset')));
+              got = fs.readSync(fd, buf, 0, size, offset);
             } finally {
               fs.closeSync(fd);
             }

@@ -46,6 +46,9 @@ const PLACEHOLDER_VARS: Record<string, string> = {
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEFAULT_WHILE_MAX = 100_000;
+/** Limits that keep a hostile scenario from running (or waiting) practically forever. */
+const MAX_WHILE_ROUNDS = 10_000_000;
+const MAX_QMP_TIMEOUT_S = 3600;
 
 type PathCheck = 'none' | 'path' | 'args' | 'json';
 
@@ -721,7 +724,12 @@ class Validator {
         const cn = f.get('condition');
         const condition = cn ? this.condition(cn, 'condition') : undefined;
         const mn = f.get('max');
-        step = { kind, at, condition: condition ?? { kind: 'arith', expr: '0' }, steps: nested('steps'), max: mn ? (this.number(mn, 'max') ?? DEFAULT_WHILE_MAX) : DEFAULT_WHILE_MAX };
+        let max = mn ? (this.number(mn, 'max') ?? DEFAULT_WHILE_MAX) : DEFAULT_WHILE_MAX;
+        if (mn && (!Number.isInteger(max) || max > MAX_WHILE_ROUNDS)) {
+          this.error(mn, `max must be a whole number of rounds up to ${MAX_WHILE_ROUNDS}`);
+          max = DEFAULT_WHILE_MAX;
+        }
+        step = { kind, at, condition: condition ?? { kind: 'arith', expr: '0' }, steps: nested('steps'), max };
         break;
       }
       case 'call': {
@@ -763,7 +771,11 @@ class Validator {
       const untilNode = f.get('until');
       const until = untilNode ? this.text(untilNode, 'until') : undefined;
       const timeoutNode = f.get('timeout');
-      const timeoutSeconds = timeoutNode ? (this.number(timeoutNode, 'timeout') ?? 10) : 10;
+      let timeoutSeconds = timeoutNode ? (this.number(timeoutNode, 'timeout') ?? 10) : 10;
+      if (timeoutNode && timeoutSeconds > MAX_QMP_TIMEOUT_S) {
+        this.error(timeoutNode, `timeout must be at most ${MAX_QMP_TIMEOUT_S} seconds`);
+        timeoutSeconds = 10;
+      }
       if (send !== undefined) out.push({ at: this.at(m), send, timeoutSeconds, ...(until !== undefined && until !== '' ? { until } : {}) });
     }
     return out;

@@ -88,6 +88,8 @@ export function realEscape(candidate: string, testDir: string, testDirReal: stri
 export class TestDirPathPolicy implements PathPolicy {
   readonly testDir: string;
   private readonly testDirReal: string;
+  /** Every path refused so far, in order (the runner stops the scenario when one shows up). */
+  readonly refused: string[] = [];
   constructor(testDir: string) {
     this.testDir = path.resolve(testDir);
     this.testDirReal = fs.realpathSync(this.testDir);
@@ -95,6 +97,9 @@ export class TestDirPathPolicy implements PathPolicy {
 
   check(absolutePath: string, _purpose: 'read' | 'write' | 'create' | 'delete'): void {
     const reason = realEscape(absolutePath, this.testDir, this.testDirReal);
-    if (reason) throw new PathRefusedError(absolutePath, `${reason} (${this.testDir})`);
+    if (reason) {
+      this.refused.push(absolutePath);
+      throw new PathRefusedError(absolutePath, `${reason} (${this.testDir})`);
+    }
   }
 }

@@ -7,6 +7,9 @@
  */
 import { parseIntegerLiteral } from './expr.ts';
 
+/** Largest field width or precision: keeps a format from producing an absurd amount of text. */
+const MAX_FIELD = 1_000_000;
+
 export class PrintfError extends Error {
   constructor(message: string) {
     super(message);
@@ -149,6 +152,10 @@ export function printfBytes(format: string, args: readonly string[]): Buffer {
       conversions++;
       const width = m[2] === '*' ? Number(number(next())) : m[2] !== undefined ? Number(m[2]) : undefined;
       const precision = m[3] === '*' ? Number(number(next())) : m[3] !== undefined ? Number(m[3] || '0') : undefined;
+      // bash would print a gigabyte for %999999999d; a scenario has no use for that.
+      for (const v of [width, precision]) {
+        if (v !== undefined && !(Math.abs(v) <= MAX_FIELD)) throw new PrintfError(`printf: field width or precision ${v} is too large (at most ${MAX_FIELD})`);
+      }
       const spec: Spec = { flags: m[1]!, conv: m[5]!, ...(width !== undefined ? { width } : {}), ...(precision !== undefined ? { precision } : {}) };
       const arg = next();
       switch (spec.conv) {

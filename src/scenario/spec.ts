@@ -298,7 +298,7 @@ export const STEP_SPECS = {
     fields: {
       condition: { type: 'condition', required: true, description: 'Arithmetic text, or {equal: [A, B]} / {not_equal: [A, B]}.' },
       steps: { type: 'steps', required: true, description: 'The loop body.' },
-      max: { type: 'number', description: 'Most rounds allowed before the scenario is stopped as runaway (default 100000).' },
+      max: { type: 'number', description: 'Most rounds allowed before the scenario is stopped as runaway (default 100000, at most 10000000).' },
     },
   },
   call: {
@@ -323,7 +323,7 @@ export const EXCHANGE_FIELDS = {
     type: 'string',
     description: 'grep pattern (BRE) the response line must match to stop reading; omitted = do not wait.',
   },
-  timeout: { type: 'number', description: 'Seconds to wait for the pattern (default 10, as QEMU_COMM_TIMEOUT).' },
+  timeout: { type: 'number', description: 'Seconds to wait for the pattern (default 10, as QEMU_COMM_TIMEOUT; at most 3600).' },
 } as const satisfies Record<string, FieldSpec>;
 
 /** Keys of one macro under `macros:`. */

@@ -36,7 +36,7 @@ describe('fuzz watchdog', () => {
     const exit = await pool.run({ ...job, misbehave: 'exit' });
     expect(exit).toMatchObject({ kind: 'died', code: 3 });
     // Touching 2 GiB takes a while: a pool with more time, so that memory is what stops it.
-    const patient = new WorkerPool({ workers: 1, hangMs: 20_000, hardMemoryMiB: 1024, softMemoryMiB: 256 });
+    const patient = new WorkerPool({ workers: 1, hangMs: 20_000, hardMemoryMiB: 400, softMemoryMiB: 256 });
     try {
       const big = await patient.run({ ...job, misbehave: 'allocate' });
       expect(big.kind).toBe('memory');
