@@ -4,14 +4,14 @@
  * the process exit with status 1. Texts and streams are the real tool's.
  */
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
-import { BlockOpenError, OptionsError, isAllocated, parseCacheMode, parseDiscardMode, isValidAioMode, parseOptsString, QDict } from '../../block/index.ts';
+import { BlockOpenError, OptionsError, isAllocated, parseCacheMode, parseOptsString, QDict } from '../../block/index.ts';
 import type { Prealloc } from '../../block/types.ts';
 import { humanSize } from '../common/human.ts';
 import { cvtnum, cvtnumErrorText, strtolFull } from '../common/numbers.ts';
 import { EXTENDED_HELP } from './help.ts';
 import { dumpQObject } from './dump.ts';
 import { formatSpecific } from '../qemu-img/engine.ts';
-import { IoSession, errnoOf, type OpenSettings } from './session.ts';
+import { IoSession, defaultOpenSettings, errnoOf, takeOpenOption } from './session.ts';
 import { cmdGetopt, usage, type CmdInfo } from './command-support.ts';
 import { aioReadCmd, aioWriteCmd, discardCmd, readCmd, readvCmd, writeCmd, writevCmd } from './io-commands.ts';
 
@@ -318,79 +318,22 @@ function helpOneline(name: string, ct: CmdInfo): string {
 
 // ---- open / close / quit (qemu-io.c) ----
 
-export function defaultOpenSettings(): OpenSettings {
-  return {
-    readOnly: false,
-    cache: { direct: false, noFlush: false, writethrough: true },
-    unmap: true,
-    forceShare: false,
-    snapshot: false,
-    copyOnRead: false,
-    nativeAio: false,
-  };
-}
-
 function openCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
   const settings = defaultOpenSettings();
   const options = new QDict();
   let haveOptions = false;
   const g = cmdGetopt(s, argv, 'snCro:ki:t:d:U');
   for (let o = g.next(); o; o = g.next()) {
-    switch (o.opt) {
-      case 's':
-        settings.snapshot = true;
-        break;
-      case 'n':
-        settings.cache = { direct: true, noFlush: settings.cache.noFlush, writethrough: false };
-        break;
-      case 'C':
-        settings.copyOnRead = true;
-        break;
-      case 'r':
-        settings.readOnly = true;
-        break;
-      case 'k':
-        settings.nativeAio = true;
-        break;
-      case 't': {
-        const c = parseCacheMode(o.arg!);
-        if (!c) {
-          s.errorReport(`Invalid cache option: ${o.arg}`);
-          return -Errno.EINVAL;
-        }
-        settings.cache = c;
-        break;
-      }
-      case 'd': {
-        const d = parseDiscardMode(o.arg!);
-        if (d === undefined) {
-          s.errorReport(`Invalid discard option: ${o.arg}`);
-          return -Errno.EINVAL;
-        }
-        settings.unmap = d;
-        break;
-      }
-      case 'i':
-        if (!isValidAioMode(o.arg!)) {
-          s.errorReport(`Invalid aio option: ${o.arg}`);
-          return -Errno.EINVAL;
-        }
-        settings.nativeAio = o.arg === 'native';
-        break;
-      case 'o':
-        if (s.imageOpts) {
-          s.out("--image-opts and 'open -o' are mutually exclusive\n");
-          return -Errno.EINVAL;
-        }
-        if (!parseInto(s, o.arg!, options)) return -Errno.EINVAL;
-        haveOptions = true;
-        break;
-      case 'U':
-        settings.forceShare = true;
-        break;
-      default:
-        return usage(s, ct);
+    const shared = takeOpenOption(s, o, settings);
+    if (shared === 'error') return -Errno.EINVAL;
+    if (shared === 'taken') continue;
+    if (o.opt !== 'o') return usage(s, ct);
+    if (s.imageOpts) {
+      s.out("--image-opts and 'open -o' are mutually exclusive\n");
+      return -Errno.EINVAL;
     }
+    if (!parseInto(s, o.arg!, options)) return -Errno.EINVAL;
+    haveOptions = true;
   }
   let rest = g.operands();
   if (s.imageOpts && rest.length === 1) {

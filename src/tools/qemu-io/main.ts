@@ -4,10 +4,10 @@
  * failed). Output goes through ctx.out exactly where the real tool prints.
  */
 import type { ToolContext, ToolMain } from '../context.ts';
-import { parseCacheMode, parseDiscardMode, isValidAioMode, QDict } from '../../block/index.ts';
+import { QDict } from '../../block/index.ts';
 import { OptionLoop, type LongOption } from '../common/getopt.ts';
-import { defaultOpenSettings, parseInto, runCommand } from './commands.ts';
-import { IoSession } from './session.ts';
+import { parseInto, runCommand } from './commands.ts';
+import { IoSession, defaultOpenSettings, takeOpenOption } from './session.ts';
 import { defineObject } from '../common/objects.ts';
 
 export const QEMU_VERSION_LINE = '7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)';
@@ -82,55 +82,18 @@ export async function runQemuIo(argv: string[], ctx: ToolContext, readLine?: () 
 
   const g = new OptionLoop([PROGNAME, ...argv], 'hVc:d:f:rsnCmki:t:T:U', LONG_OPTIONS, ctx.env.POSIXLY_CORRECT !== undefined, (m) => s.err(m));
   for (let o = g.next(); o; o = g.next()) {
+    const shared = takeOpenOption(s, o, settings);
+    if (shared === 'error') return 1;
+    if (shared === 'taken') continue;
     switch (o.opt) {
-      case 's':
-        settings.snapshot = true;
-        break;
-      case 'n':
-        settings.cache = { direct: true, noFlush: settings.cache.noFlush, writethrough: false };
-        break;
-      case 'C':
-        settings.copyOnRead = true;
-        break;
-      case 'd': {
-        const d = parseDiscardMode(o.arg!);
-        if (d === undefined) {
-          s.errorReport(`Invalid discard option: ${o.arg}`);
-          return 1;
-        }
-        settings.unmap = d;
-        break;
-      }
       case 'f':
         format = o.arg!;
         break;
       case 'c':
         commands.push(o.arg!);
         break;
-      case 'r':
-        settings.readOnly = true;
-        break;
       case 'm':
         break;
-      case 'k':
-        settings.nativeAio = true;
-        break;
-      case 'i':
-        if (!isValidAioMode(o.arg!)) {
-          s.errorReport(`Invalid aio option: ${o.arg}`);
-          return 1;
-        }
-        settings.nativeAio = o.arg === 'native';
-        break;
-      case 't': {
-        const c = parseCacheMode(o.arg!);
-        if (!c) {
-          s.errorReport(`Invalid cache option: ${o.arg}`);
-          return 1;
-        }
-        settings.cache = c;
-        break;
-      }
       case 'T':
         // Tracing has no effect in the built-in engine.
         break;
@@ -140,9 +103,6 @@ export async function runQemuIo(argv: string[], ctx: ToolContext, readLine?: () 
       case 'h':
         s.out(usageText(PROGNAME));
         return 0;
-      case 'U':
-        settings.forceShare = true;
-        break;
       case 'object':
         try {
           defineObject(s.secrets, o.arg!, ctx);

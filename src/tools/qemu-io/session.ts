@@ -4,7 +4,7 @@
  */
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import type { ToolContext } from '../context.ts';
-import { BaseNode, BlkdebugNode, BlockGraph, SecretStore, BlockOpenError, OptionsError, openImage, type BlockBackend, type CacheSettings, type QDict } from '../../block/index.ts';
+import { BaseNode, BlkdebugNode, BlockGraph, SecretStore, isValidAioMode, parseCacheMode, parseDiscardMode, BlockOpenError, OptionsError, openImage, type BlockBackend, type CacheSettings, type QDict } from '../../block/index.ts';
 import { SizeOptionError } from '../../block/options.ts';
 import { cvtnum, cvtnumErrorText } from '../common/numbers.ts';
 
@@ -16,6 +16,74 @@ export interface OpenSettings {
   snapshot: boolean;
   copyOnRead: boolean;
   nativeAio: boolean;
+}
+
+/**
+ * The open settings qemu-io's command line and its `open` command share (-s, -n, -C, -r, -k,
+ * -t, -d, -i, -U). 'taken' when the option was one of them, 'error' after QEMU's message,
+ * 'other' for the caller's own options.
+ */
+export function takeOpenOption(s: IoSession, o: { opt: string; arg?: string }, settings: OpenSettings): 'taken' | 'error' | 'other' {
+  switch (o.opt) {
+    case 's':
+      settings.snapshot = true;
+      return 'taken';
+    case 'n':
+      settings.cache = { direct: true, noFlush: settings.cache.noFlush, writethrough: false };
+      return 'taken';
+    case 'C':
+      settings.copyOnRead = true;
+      return 'taken';
+    case 'r':
+      settings.readOnly = true;
+      return 'taken';
+    case 'k':
+      settings.nativeAio = true;
+      return 'taken';
+    case 'U':
+      settings.forceShare = true;
+      return 'taken';
+    case 't': {
+      const c = parseCacheMode(o.arg!);
+      if (!c) {
+        s.errorReport(`Invalid cache option: ${o.arg}`);
+        return 'error';
+      }
+      settings.cache = c;
+      return 'taken';
+    }
+    case 'd': {
+      const d = parseDiscardMode(o.arg!);
+      if (d === undefined) {
+        s.errorReport(`Invalid discard option: ${o.arg}`);
+        return 'error';
+      }
+      settings.unmap = d;
+      return 'taken';
+    }
+    case 'i':
+      if (!isValidAioMode(o.arg!)) {
+        s.errorReport(`Invalid aio option: ${o.arg}`);
+        return 'error';
+      }
+      settings.nativeAio = o.arg === 'native';
+      return 'taken';
+    default:
+      return 'other';
+  }
+}
+
+/** The settings qemu-io opens images with unless told otherwise (writethrough, discard on). */
+export function defaultOpenSettings(): OpenSettings {
+  return {
+    readOnly: false,
+    cache: { direct: false, noFlush: false, writethrough: true },
+    unmap: true,
+    forceShare: false,
+    snapshot: false,
+    copyOnRead: false,
+    nativeAio: false,
+  };
 }
 
 export class IoSession {
