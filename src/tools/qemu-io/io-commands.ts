@@ -28,6 +28,12 @@ interface IoFlags {
   fua: boolean;
   /** -P: the pattern byte, when given. */
   pattern: number | undefined;
+  /** -b: the VM state area instead of the guest disk. */
+  vmstate: boolean;
+  /** -z: write zeroes. */
+  zero: boolean;
+  /** -u: zero writes may unmap. */
+  unmap: boolean;
 }
 
 /** What a command's own option handler says: taken (undefined), stop with a code, or usage. */
@@ -38,7 +44,7 @@ type OwnOption = (o: ParsedOption) => number | 'usage' | undefined;
  * Returns the flags and operands, or the command's return code after an error.
  */
 function ioOptions(s: IoSession, argv: string[], spec: string, ct: CmdInfo, own?: OwnOption): { flags: IoFlags; operands: string[] } | number {
-  const flags: IoFlags = { machine: false, quiet: false, verbose: false, fua: false, pattern: undefined };
+  const flags: IoFlags = { machine: false, quiet: false, verbose: false, fua: false, pattern: undefined, vmstate: false, zero: false, unmap: false };
   const g = cmdGetopt(s, argv, spec);
   for (let o = g.next(); o; o = g.next()) {
     switch (o.opt) {
@@ -53,6 +59,18 @@ function ioOptions(s: IoSession, argv: string[], spec: string, ct: CmdInfo, own?
         break;
       case 'f':
         flags.fua = true;
+        break;
+      case 'b':
+        flags.vmstate = true;
+        break;
+      case 'z':
+        flags.zero = true;
+        break;
+      case 'u':
+        flags.unmap = true;
+        break;
+      case 'p':
+        // -p is accepted and ignored, for backwards compatibility.
         break;
       case 'P': {
         const p = parsePattern(o.arg!);
@@ -196,16 +214,10 @@ function vmState(s: IoSession): VmStateNode {
 export function readCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
   let sflag = false;
   let lflag = false;
-  let bflag = false;
   let patternOffset = 0;
   let patternCount = 0;
   const parsed = ioOptions(s, argv, 'bCl:pP:qs:v', ct, (o) => {
     switch (o.opt) {
-      case 'b':
-        bflag = true;
-        return undefined;
-      case 'p':
-        return undefined;
       case 'l': {
         lflag = true;
         const n = s.number(o.arg!);
@@ -234,7 +246,7 @@ export function readCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
   if (flags.pattern === undefined && (lflag || sflag)) return usage(s, ct);
   if (!lflag) patternCount = count - patternOffset;
   if (patternCount < 0 || patternCount + patternOffset > count) return fail(s, 'pattern verification range exceeds end of read data\n');
-  if (bflag) {
+  if (flags.vmstate) {
     const r = checkSectorAligned(s, offset, count);
     if (r) return r;
   }
@@ -243,7 +255,7 @@ export function readCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
     s,
     () => {
       if (count > INT_MAX) throw new ErrnoError(Errno.ERANGE);
-      if (!bflag) s.blk!.read(offset, buf);
+      if (!flags.vmstate) s.blk!.read(offset, buf);
       else if (vmState(s).loadVmState) vmState(s).loadVmState!(offset, buf);
       else throw new ErrnoError(Errno.ENOTSUP);
     },
@@ -299,33 +311,19 @@ function bufferFromFile(s: IoSession, len: number, fileName: string): Uint8Array
 }
 
 export function writeCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
-  let bflag = false;
-  let zflag = false;
   let cflag = false;
   let noFallback = false;
-  let unmap = false;
   let fileName: string | undefined;
   const parsed = ioOptions(s, argv, 'bcCfnpP:qs:uz', ct, (o) => {
     switch (o.opt) {
-      case 'b':
-        bflag = true;
-        return undefined;
       case 'c':
         cflag = true;
         return undefined;
       case 'n':
         noFallback = true;
         return undefined;
-      case 'p':
-        return undefined;
       case 's':
         fileName = o.arg!;
-        return undefined;
-      case 'u':
-        unmap = true;
-        return undefined;
-      case 'z':
-        zflag = true;
         return undefined;
       default:
         return 'usage';
@@ -333,6 +331,7 @@ export function writeCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
   });
   if (typeof parsed === 'number') return parsed;
   const { flags, operands: rest } = parsed;
+  const { vmstate: bflag, zero: zflag, unmap } = flags;
   if (rest.length !== 2) return usage(s, ct);
   if (bflag && zflag) return fail(s, '-b and -z cannot be specified at the same time\n');
   if (flags.fua && (bflag || cflag)) return fail(s, '-f and -b or -c cannot be specified at the same time\n');
@@ -426,24 +425,10 @@ export function aioReadCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
 }
 
 export function aioWriteCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
-  let unmap = false;
-  let zflag = false;
-  const parsed = ioOptions(s, argv, 'CfiqP:uz', ct, (o) => {
-    switch (o.opt) {
-      case 'i':
-        return injectInvalid(s, 'write');
-      case 'u':
-        unmap = true;
-        return undefined;
-      case 'z':
-        zflag = true;
-        return undefined;
-      default:
-        return 'usage';
-    }
-  });
+  const parsed = ioOptions(s, argv, 'CfiqP:uz', ct, (o) => (o.opt === 'i' ? injectInvalid(s, 'write') : 'usage'));
   if (typeof parsed === 'number') return parsed;
   const { flags, operands: rest } = parsed;
+  const { zero: zflag, unmap } = flags;
   if (rest.length < 2) return usage(s, ct);
   if (zflag && rest.length !== 2) return fail(s, '-z supports only a single length parameter\n');
   if (unmap && !zflag) return fail(s, '-u requires -z to be specified\n');
