@@ -22,6 +22,7 @@ import { blockStatusAbove } from '../status.ts';
 import type { BlockDriverDef, DriverOpenContext } from './types.ts';
 import type { BlockNode, BlockStatus } from '../types.ts';
 import { isQcow2Header } from './probe.ts';
+import { checkQcow2RuntimeOptions, takeQcow2RuntimeOptions } from './qcow2-options.ts';
 import { FileNode } from './file.ts';
 
 export class Qcow2Node extends BaseNode {
@@ -277,20 +278,9 @@ function fullBackingName(file: BaseNode, backing: string): string {
   return dir + backing;
 }
 
-const BOOL_RUNTIME_OPTS = ['lazy-refcounts', 'pass-discard-request', 'pass-discard-snapshot', 'pass-discard-other'];
-
 function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
-  const opts = ctx.options;
-  const bools = new Map<string, boolean | undefined>();
-  for (const key of BOOL_RUNTIME_OPTS) {
-    const v = opts.peek(key);
-    bools.set(key, v === undefined || v === null ? undefined : opts.takeBool(key, false));
-  }
-  for (const key of opts.keys()) {
-    if (key === 'overlap-check' || key.startsWith('overlap-check.') || key.startsWith('cache-size') || key === 'l2-cache-size' || key === 'l2-cache-entry-size' || key === 'refcount-cache-size' || key === 'cache-clean-interval') {
-      opts.take(key);
-    }
-  }
+  const runtime = takeQcow2RuntimeOptions(ctx.options);
+  const bools = runtime.bools;
   const file = ctx.file;
   if (!file) throw new BlockOpenError('A block device must be specified for "file"');
 
@@ -325,6 +315,15 @@ function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
     headerData?.close();
     if (err instanceof BlockOpenError) throw err;
     if (err instanceof ErrnoError) throw new BlockOpenError(err.message, err.errno);
+    throw err;
+  }
+  try {
+    const h = image.header;
+    checkQcow2RuntimeOptions(runtime, { clusterSize: h.clusterSize, virtualSize: h.size, l2EntrySize: h.extendedL2 ? 16 : 8, version: h.version });
+  } catch (err) {
+    image.close();
+    explicitData?.close();
+    headerData?.close();
     throw err;
   }
   const dataNode = image.hasExternalDataFile ? (explicitData ?? headerData) : undefined;
