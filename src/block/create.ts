@@ -32,8 +32,12 @@ export { QemuError } from './create-opts.ts';
 const SECTOR = 512;
 const INT64_MAX = (1n << 63n) - 1n;
 
+/** BDRV_MAX_LENGTH: INT64_MAX aligned down to 1 GiB. */
+const BDRV_MAX_LENGTH = 2n ** 63n - 2n ** 30n;
+
+/** ROUND_UP(n, 512) in QEMU's int64_t: sizes just below 2^63 wrap to negative. */
 function roundUpSector(n: bigint): bigint {
-  return ((n + BigInt(SECTOR) - 1n) / BigInt(SECTOR)) * BigInt(SECTOR);
+  return BigInt.asIntN(64, ((n + BigInt(SECTOR) - 1n) / BigInt(SECTOR)) * BigInt(SECTOR));
 }
 
 // ---------------------------------------------------------------- environment
@@ -126,7 +130,9 @@ export function createFile(env: CreateEnv, spec: FileCreateSpec): FileStorage {
     // Truncating an empty file changes nothing but makes ext4 flush the file at close.
     if (storage.size() !== 0) storage.truncate(0);
     if (spec.preallocation === 'metadata') throw new QemuError('Unsupported preallocation mode: metadata');
-    if (spec.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new QemuError(`Could not resize file: ${strerror(Errno.EINVAL)}`);
+    // ftruncate(): a negative (wrapped) length is EINVAL; no file system holds 2^53 bytes (EFBIG).
+    if (spec.size < 0n) throw new QemuError(`Could not resize file: ${strerror(Errno.EINVAL)}`);
+    if (spec.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new ErrnoError(Errno.EFBIG, `Could not resize file: ${strerror(Errno.EFBIG)}`);
     const size = Number(spec.size);
     if (spec.preallocation === 'off') {
       if (size !== 0) storage.truncate(size);
@@ -143,6 +149,8 @@ export function createFile(env: CreateEnv, spec: FileCreateSpec): FileStorage {
     storage.close();
     if (err instanceof QemuError) throw err;
     const errno = err instanceof ErrnoError ? err.errno : Errno.EIO;
+    // bdrv_img_create words EFBIG itself ("The image size is too large for file format").
+    if (errno === Errno.EFBIG) throw new ErrnoError(Errno.EFBIG, `Could not resize file: ${strerror(errno)}`);
     throw new QemuError(`Could not resize file: ${strerror(errno)}`);
   }
   return storage;
@@ -268,6 +276,10 @@ export function validateQcow2(o: Qcow2CreateOptions, secrets?: SecretStore): Qco
     if (o.encrypt.format === 'luks') luksPayloadOffset(new Map(o.encrypt.luks ?? []), 'encrypt.', secrets);
     encrypt = { format: o.encrypt.format === 'luks' ? 'luks' : 'aes', keySecret };
   }
+  // blk_truncate() to the (wrapped) size comes first: bdrv_co_truncate refuses negative sizes
+  // and sizes past BDRV_MAX_LENGTH.
+  if (o.size < 0n) throw new QemuError('Could not resize image: Image size cannot be negative');
+  if (o.size > BDRV_MAX_LENGTH) throw new QemuError(`Could not resize image: offset(${o.size}) exceeds maximum(${BDRV_MAX_LENGTH})`);
   // qcow2_grow_l1_table's limit, reached when the image is resized to its size.
   const l1Entries = (o.size + (clusterSize * clusterSize) / 8n - 1n) / ((clusterSize * clusterSize) / 8n);
   if (l1Entries > BigInt(QCOW_MAX_L1_SIZE / 8)) throw new ErrnoError(Errno.EFBIG, 'Could not resize image: File too large');

@@ -594,7 +594,13 @@ export class Qcow2Image {
   /** Change the virtual size (qcow2_co_truncate). Shrinking discards the cut-off clusters. */
   resize(newSize: number, opts: ResizeOptions = {}): void {
     assertWritable(this.state);
-    if (!Number.isSafeInteger(newSize) || newSize < 0) throw new Qcow2Error(Errno.EINVAL, 'Invalid image size specified');
+    if (!(newSize >= 0) || !Number.isFinite(newSize)) throw new Qcow2Error(Errno.EINVAL, 'Invalid image size specified');
+    if (!Number.isSafeInteger(newSize)) {
+      // Past 2^53 only a refusal can be exact: QEMU's L1 table limit where it applies (it does
+      // for every cluster size below 2 MiB), the engine's number range otherwise.
+      if (this.state.sizeToL1(newSize) > QCOW_MAX_L1_SIZE / 8) throw new Qcow2Error(Errno.EFBIG, 'Failed to grow the L1 table: File too large');
+      throw new Qcow2Error(Errno.EFBIG, 'Image sizes beyond 2^53 bytes are not supported by the built-in engine');
+    }
     this.guard(() => {
       invalidateReadCache();
       const s = this.state;

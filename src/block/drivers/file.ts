@@ -87,7 +87,15 @@ export class FileNode extends BaseNode {
     // falloc and full allocate the new area; it reads as zeroes either way.
     const old = this.storage.size();
     this.extents.beforeChange();
-    this.storage.truncate(size);
+    // raw_regular_truncate(): ftruncate's errno as "Could not resize file: ..."; no file
+    // system takes 2^53 bytes (and Node cannot even pass such a length on).
+    try {
+      if (!Number.isSafeInteger(size)) throw new ErrnoError(Errno.EFBIG);
+      this.storage.truncate(size);
+    } catch (err) {
+      if (!(err instanceof ErrnoError)) throw err;
+      throw new ErrnoError(err.errno, `Could not resize file: ${strerror(err.errno)}`);
+    }
     this.extents.update((m) => recordTruncate(m, old, size));
   }
 

@@ -62,6 +62,7 @@ export function imgResize(img: Img, argv: string[]): number {
     return 1;
   }
   // qemu_opt_get_size returns uint64; the arithmetic is done in int64.
+  const BDRV_MAX_LENGTH = 2n ** 63n - 2n ** 30n;
   const asInt64 = (v: bigint) => BigInt.asIntN(64, v);
   const n = asInt64(param.getSize('size', 0n));
 
@@ -84,6 +85,11 @@ export function imgResize(img: Img, argv: string[]): number {
       img.warn(
         "Shrinking an image will delete all data beyond the shrunken image's end. Before performing such an operation, make sure there is no important data there.",
       );
+      return 1;
+    }
+    // bdrv_co_truncate's request check, before any driver (and before a JS number rounds it).
+    if (total > BDRV_MAX_LENGTH) {
+      img.error(`offset(${total}) exceeds maximum(${BDRV_MAX_LENGTH})`);
       return 1;
     }
     try {
