@@ -120,6 +120,8 @@ export function createFile(env: CreateEnv, spec: FileCreateSpec): FileStorage {
   const abs = checkPolicy(env, spec.filename, 'create');
   let storage: FileStorage;
   try {
+    // open("") is ENOENT; resolving '' would name the working directory instead.
+    if (spec.filename === '') throw new ErrnoError(Errno.ENOENT);
     replaceRegularFile(abs);
     storage = FileStorage.open(spec.filename, { create: true }, abs);
   } catch (err) {

@@ -183,7 +183,8 @@ function openFile(ctx: DriverOpenContext): BaseNode {
   opts.take('pr-manager');
   opts.take('x-check-cache-dropped');
   opts.take('drop-cache');
-  if (filename === undefined) throw new BlockOpenError("The 'file' block driver requires a file name");
+  // An empty name counts as none (QEMU checks for a non-empty filename option).
+  if (filename === undefined || filename === '') throw new BlockOpenError("The 'file' block driver requires a file name");
   if (aio === 'native' && !ctx.cacheDirect) {
     throw new BlockOpenError('aio=native was specified, but it requires cache.direct=on, which was not specified.');
   }
