@@ -464,6 +464,9 @@ function checkRefblocks(c: Ctx): void {
       say(c, `${c.fix & FIX_ERRORS ? 'Repairing' : 'ERROR'} refcount block ${i} is outside image`);
       if (c.fix & FIX_ERRORS) {
         try {
+          // QEMU refuses an end past INT64_MAX before asking the file (offsets are multiples
+          // of 512, so this float comparison is exact).
+          if (offset >= 2 ** 63 - s.clusterSize) throw new Qcow2Error(Errno.EINVAL, 'offset past INT64_MAX');
           truncateTo(s.file, offset + s.clusterSize);
           c.fileLength = sizeOf(s.file);
           const newNb = s.sizeToClusters(c.fileLength);
