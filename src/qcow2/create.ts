@@ -14,6 +14,7 @@ import {
   COMPAT_LAZY_REFCOUNTS,
   COMPRESSION_ZLIB,
   COMPRESSION_ZSTD,
+  CRYPT_AES,
   DEFAULT_CLUSTER_SIZE,
   INCOMPAT_COMPRESSION,
   INCOMPAT_DATA_FILE,
@@ -45,7 +46,10 @@ export interface Qcow2CreateOptions {
   refcountBits?: number;
   compressionType?: 'zlib' | 'zstd';
   extendedL2?: boolean;
-  /** Encryption is refused (QEMU's message when no secret is given). */
+  /**
+   * Legacy AES (qcow) encryption only sets crypt_method: its key is the secret itself and
+   * nothing about it is stored (the caller checks that the secret exists). LUKS is refused.
+   */
   encrypt?: { format: 'aes' | 'luks'; keySecret?: string };
 }
 
@@ -110,7 +114,7 @@ export function validateCreateOptions(opts: Qcow2CreateOptions): { version: numb
   }
   if (opts.encrypt) {
     if (!opts.encrypt.keySecret) fail("Parameter 'encrypt.key-secret' is required for cipher");
-    throw new Qcow2Error(Errno.ENOTSUP, 'Encrypted qcow2 images are not supported');
+    if (opts.encrypt.format !== 'aes') throw new Qcow2Error(Errno.ENOTSUP, 'Encrypted qcow2 images are not supported');
   }
   return { version, clusterSize, prealloc };
 }
@@ -210,6 +214,16 @@ export function createQcow2(file: Storage, opts: Qcow2CreateOptions, dataFile?: 
           errnoOf(err),
           withErrno(`Could not assign backing file '${opts.backingFile}' with format '${fmt ?? '(null)'}'`, errnoOf(err)),
         );
+      }
+    }
+    // qcow2_set_up_encryption comes after the resize and the backing file: preallocated
+    // metadata is the same as without encryption.
+    if (opts.encrypt) {
+      s.hdr.cryptMethod = CRYPT_AES;
+      try {
+        img.updateHeader();
+      } catch (err) {
+        throw new Qcow2Error(errnoOf(err), withErrno('Could not write encryption header', errnoOf(err)));
       }
     }
   } finally {

@@ -38,14 +38,17 @@ function poke(file: string, offset: number, hex: string): void {
 }
 
 describe('qcow2 engine gaps (QEMU 7.2 answers recorded from Debian 7.2.22)', () => {
-  // 049: qemu-img create with encryption=on (legacy AES) succeeds in 7.2 and the header
-  // says crypt_method 1; the engine refuses encrypted images.
-  it.skip('creates an AES-encrypted image (049)', async () => {
+  // 049: qemu-img create with encryption=on (legacy AES) succeeds in 7.2: the header says
+  // crypt_method 1 and nothing else changes; info shows the format under encrypt.
+  it('creates an AES-encrypted image (049)', async () => {
     const r = await img('create', '-q', '-f', 'qcow2', '--object', 'secret,id=sec0,data=123456', '-o', 'encryption=on,encrypt.key-secret=sec0', 'e.qcow2', '64M');
     expect(r.stderr).toBe('');
     expect(r.exit).toBe(0);
     const hdr = fs.readFileSync(path.join(dir, 'e.qcow2')).subarray(32, 36);
     expect(hdr.readUInt32BE(0)).toBe(1);
+    const info = await img('info', 'e.qcow2');
+    expect(info.stdout).toContain('encrypted: yes\n');
+    expect(info.stdout).toContain('    refcount bits: 16\n    encrypt:\n        format: aes\n    corrupt: false\n');
   });
 
   // 112: check messages print refcounts as JavaScript numbers; 2^64 - 1 loses precision.

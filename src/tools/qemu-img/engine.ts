@@ -111,6 +111,8 @@ export function formatSpecific(node: BlockNode): { type: string; data: JsonObjec
     if (h.externalDataFile) data.set('data-file-raw', h.dataFileRaw);
     data.set('extended-l2', h.extendedL2);
   }
+  // Legacy AES has nothing to report but its format (qcrypto_block_get_info).
+  if (h.cryptMethod === 1) data.set('encrypt', new Map([['format', 'aes']]));
   data.set('compression-type', h.compressionType);
   return { type: 'qcow2', data };
 }
