@@ -26,6 +26,7 @@ import {
   freeClusters,
   getRefcount,
   getRefcountEntry,
+  getRefcountEntryBig,
   reftableOffset,
   setRefcountEntry,
   updateClusterRefcount,
@@ -361,7 +362,7 @@ function changeRefcountOrder(s: State, newOrder: number, hooks: AmendHooks): voi
           const at = (r * s.refcountBlockSize + i) * s.clusterSize;
           throw new Qcow2Error(
             Errno.EINVAL,
-            `Cannot decrease refcount entry width to ${newBits} bits: Cluster at offset ${hexp(at)} has a refcount of ${rc}`,
+            `Cannot decrease refcount entry width to ${newBits} bits: Cluster at offset ${hexp(at)} has a refcount of ${getRefcountEntryBig(data, i, s.refcountOrder)}`,
           );
         }
         if (block && rc) setRefcountEntry(block, blockIndex, newOrder, rc);

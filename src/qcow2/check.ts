@@ -47,7 +47,9 @@ import { writeL1Entry } from './cluster.ts';
 import {
   flushCaches,
   getRefcount,
+  getRefcountBig,
   parseCompressed,
+  refcountText,
   setRefcountEntry,
   updateMaxRefcountTableIndex,
   updateRefcount,
@@ -557,11 +559,13 @@ function compareRefcounts(c: Ctx, fix: number): number {
       if (rc1 === 0) c.rebuild = true;
       else if (rc1 > rc2 && fix & FIX_LEAKS) fixed = 'leaks';
       else if (rc1 < rc2 && fix & FIX_ERRORS) fixed = 'corruptions';
-      say(c, `${fixed ? 'Repairing' : rc1 < rc2 ? 'ERROR' : 'Leaked'} cluster ${i} refcount=${rc1} reference=${rc2}`);
+      say(c, `${fixed ? 'Repairing' : rc1 < rc2 ? 'ERROR' : 'Leaked'} cluster ${i} refcount=${refcountText(s, i, rc1)} reference=${rc2}`);
       if (fixed) {
         let ok = false;
         try {
-          ok = updateRefcount(s, i * s.clusterSize, 1, Math.abs(rc1 - rc2), rc1 > rc2, DISCARD_ALWAYS);
+          // Past 2^53 (64-bit entries only) the difference must be exact: bigint.
+          const diff = rc1 > Number.MAX_SAFE_INTEGER ? getRefcountBig(s, i) - BigInt(rc2) : Math.abs(rc1 - rc2);
+          ok = updateRefcount(s, i * s.clusterSize, 1, diff, rc1 > rc2, DISCARD_ALWAYS);
         } catch {
           ok = false;
         }
@@ -696,7 +700,7 @@ function checkOflagCopied(c: Ctx): void {
     }
     if ((rc === 1) !== s.l1Copied(i)) {
       c.res.corruptions++;
-      say(c, `${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${entryHex(s.l1Hi[i]!, s.l1Lo[i]!)} refcount=${rc}`);
+      say(c, `${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${entryHex(s.l1Hi[i]!, s.l1Lo[i]!)} refcount=${refcountText(s, l2Offset / s.clusterSize, rc)}`);
       if (repair) {
         s.l1Hi[i] = rc === 1 ? (s.l1Hi[i]! | HI_COPIED) >>> 0 : (s.l1Hi[i]! & ~HI_COPIED) >>> 0;
         try {
@@ -726,16 +730,17 @@ function checkOflagCopied(c: Ctx): void {
       const type = clusterType(s, hi, lo);
       if (type !== CT_NORMAL && type !== CT_ZERO_ALLOC) continue;
       let refcount = 1;
+      const dataCluster = Math.floor(entryOffset(hi, lo) / s.clusterSize);
       if (!s.hasDataFile) {
         try {
-          refcount = getRefcount(s, Math.floor(entryOffset(hi, lo) / s.clusterSize));
+          refcount = getRefcount(s, dataCluster);
         } catch {
           continue;
         }
       }
       if ((refcount === 1) !== ((hi & HI_COPIED) !== 0)) {
         c.res.corruptions++;
-        say(c, `${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED data cluster: l2_entry=${entryHex(hi, lo)} refcount=${refcount}`);
+        say(c, `${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED data cluster: l2_entry=${entryHex(hi, lo)} refcount=${refcountText(s, dataCluster, refcount)}`);
         if (repair) {
           setEntry(s, table, j, refcount === 1 ? (hi | HI_COPIED) >>> 0 : (hi & ~HI_COPIED) >>> 0, lo);
           dirty++;

@@ -11,12 +11,14 @@
 import { Errno, ErrnoError } from '../errno.ts';
 import type { CacheEntry } from './cache.ts';
 import { COMPRESSED_SECTOR_SIZE, HEADER_OFF_REFTABLE_OFFSET, HI_OFFSET_MASK, LO_OFFSET_MASK, QCOW_MAX_REFTABLE_SIZE, TWO32 } from './constants.ts';
-import { be32, discardAt, flushStorage, put32, put64, readAt, writeSync } from './io.ts';
+import { be32, discardAt, flushStorage, put32, put64, put64n, readAt, writeSync } from './io.ts';
 import type { DiscardType, State } from './state.ts';
 import { DISCARD_NEVER, DISCARD_OTHER } from './state.ts';
 import { CT_COMPRESSED, CT_NORMAL, CT_ZERO_ALLOC, clusterType } from './entries.ts';
 import { hexp } from './format.ts';
 import { noteRefblock } from './metadata.ts';
+
+const U64_MAX = (1n << 64n) - 1n;
 
 export function getRefcountEntry(data: Uint8Array, index: number, order: number): number {
   switch (order) {
@@ -35,6 +37,31 @@ export function getRefcountEntry(data: Uint8Array, index: number, order: number)
     default:
       return be32(data, 8 * index) * TWO32 + be32(data, 8 * index + 4);
   }
+}
+
+/**
+ * Exact value of an entry. Numbers are exact up to 2^53, so 64-bit refcounts beyond that
+ * (only ever seen in damaged or hand-made images) are read, compared and printed as bigint.
+ */
+export function getRefcountEntryBig(data: Uint8Array, index: number, order: number): bigint {
+  if (order < 6) return BigInt(getRefcountEntry(data, index, order));
+  return (BigInt(be32(data, 8 * index)) << 32n) | BigInt(be32(data, 8 * index + 4));
+}
+
+export function setRefcountEntryBig(data: Uint8Array, index: number, order: number, value: bigint): void {
+  if (order < 6) setRefcountEntry(data, index, order, Number(value));
+  else put64n(data, 8 * index, value);
+}
+
+/** The largest refcount of the image's width (refcount_max), exactly. */
+export function refcountMaxBig(s: State): bigint {
+  return (1n << BigInt(s.refcountBits)) - 1n;
+}
+
+/** A refcount for messages: exact for 64-bit entries beyond 2^53. */
+export function refcountText(s: State, clusterIndex: number, value: number, radix = 10): string {
+  if (value <= Number.MAX_SAFE_INTEGER) return value.toString(radix);
+  return getRefcountBig(s, clusterIndex).toString(radix);
 }
 
 export function setRefcountEntry(data: Uint8Array, index: number, order: number, value: number): void {
@@ -103,17 +130,28 @@ export function refcountInit(s: State): void {
   }
 }
 
-/** qcow2_get_refcount() */
-export function getRefcount(s: State, clusterIndex: number): number {
+/** The refcount block covering a cluster (null: none, refcount 0). */
+function refblockOf(s: State, clusterIndex: number): CacheEntry | null {
   const tableIndex = Math.floor(clusterIndex / s.refcountBlockSize);
-  if (tableIndex >= s.refcountTableSize) return 0;
+  if (tableIndex >= s.refcountTableSize) return null;
   const blockOffset = reftableOffset(s.refcountTable[tableIndex]!);
-  if (!blockOffset) return 0;
+  if (!blockOffset) return null;
   if (s.offsetIntoCluster(blockOffset)) {
     throw s.signalCorruption(true, `Refblock offset ${hexp(blockOffset)} unaligned (reftable index: ${hexp(tableIndex)})`);
   }
-  const e = s.refblockCache.get(blockOffset);
-  return getRefcountEntry(e.data, clusterIndex % s.refcountBlockSize, s.refcountOrder);
+  return s.refblockCache.get(blockOffset);
+}
+
+/** qcow2_get_refcount() (inexact past 2^53: see getRefcountBig) */
+export function getRefcount(s: State, clusterIndex: number): number {
+  const e = refblockOf(s, clusterIndex);
+  return e ? getRefcountEntry(e.data, clusterIndex % s.refcountBlockSize, s.refcountOrder) : 0;
+}
+
+/** qcow2_get_refcount(), exact for every width. */
+export function getRefcountBig(s: State, clusterIndex: number): bigint {
+  const e = refblockOf(s, clusterIndex);
+  return e ? getRefcountEntryBig(e.data, clusterIndex % s.refcountBlockSize, s.refcountOrder) : 0n;
 }
 
 function inSameRefcountBlock(s: State, a: number, b: number): boolean {
@@ -335,11 +373,16 @@ export function updateRefcount(
   s: State,
   offset: number,
   length: number,
-  addend: number,
+  addend: number | bigint,
   decrease: boolean,
   type: DiscardType,
 ): boolean {
   if (length <= 0) return true;
+  // 64-bit refcounts are updated exactly (a repair may subtract almost 2^64); narrower ones
+  // as numbers, where a bigint addend beyond refcount_max fails the same way.
+  const wide = s.refcountOrder === 6;
+  const addendBig = wide ? BigInt(addend) : 0n;
+  const addendNum = Number(addend);
   if (decrease) s.refblockCache.setDependency(s.l2Cache);
   const start = s.startOfCluster(offset);
   const last = s.startOfCluster(offset + length - 1);
@@ -369,16 +412,29 @@ export function updateRefcount(
     oldTableIndex = tableIndex;
     const b = block!;
     const idx = clusterIndex % s.refcountBlockSize;
-    let refcount = getRefcountEntry(b.data, idx, s.refcountOrder);
-    if (decrease ? refcount < addend : refcount + addend > s.refcountMax) {
-      failure = new ErrnoError(Errno.EINVAL);
-      break;
+    let zero: boolean;
+    if (wide) {
+      const refcount = getRefcountEntryBig(b.data, idx, 6);
+      if (decrease ? refcount < addendBig : refcount + addendBig > U64_MAX) {
+        failure = new ErrnoError(Errno.EINVAL);
+        break;
+      }
+      const next = decrease ? refcount - addendBig : refcount + addendBig;
+      setRefcountEntryBig(b.data, idx, 6, next);
+      zero = next === 0n;
+    } else {
+      let refcount = getRefcountEntry(b.data, idx, s.refcountOrder);
+      if (decrease ? refcount < addendNum : refcount + addendNum > s.refcountMax) {
+        failure = new ErrnoError(Errno.EINVAL);
+        break;
+      }
+      refcount = decrease ? refcount - addendNum : refcount + addendNum;
+      setRefcountEntry(b.data, idx, s.refcountOrder, refcount);
+      zero = refcount === 0;
     }
-    refcount = decrease ? refcount - addend : refcount + addend;
-    if (refcount === 0 && clusterIndex < s.freeClusterIndex) s.freeClusterIndex = clusterIndex;
-    setRefcountEntry(b.data, idx, s.refcountOrder, refcount);
+    if (zero && clusterIndex < s.freeClusterIndex) s.freeClusterIndex = clusterIndex;
     s.refblockCache.markDirty(b);
-    if (refcount === 0) {
+    if (zero) {
       // A freed cluster may have held a cached table; it must not be written back there.
       s.l2Cache.discard(clusterOffset);
       if (clusterOffset !== b.offset) s.refblockCache.discard(clusterOffset);
@@ -458,7 +514,7 @@ export function allocClustersAt(s: State, offset: number, n: number): number {
 export function allocBytes(s: State, size: number): number {
   let offset = s.freeByteOffset;
   if (offset) {
-    if (getRefcount(s, Math.floor(offset / s.clusterSize)) === s.refcountMax) offset = 0;
+    if (getRefcountBig(s, Math.floor(offset / s.clusterSize)) === refcountMaxBig(s)) offset = 0;
   }
   let freeInCluster = s.clusterSize - s.offsetIntoCluster(offset);
   for (;;) {

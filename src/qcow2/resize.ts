@@ -11,11 +11,12 @@ import {
   allocClustersAt,
   freeClusters,
   getRefcount,
-  getRefcountEntry,
+  getRefcountEntryBig,
   processDiscards,
   refcountArea,
   reftableOffset,
   setRefcountEntry,
+  setRefcountEntryBig,
   writeCaches,
 } from './refcount.ts';
 import { writeGuest } from './rw.ts';
@@ -101,10 +102,10 @@ function shrinkReftable(s: State): void {
     let unused: boolean;
     if (i === Math.floor(off / s.clusterSize / s.refcountBlockSize)) {
       const bi = (off / s.clusterSize) % s.refcountBlockSize;
-      const rc = getRefcountEntry(data, bi, s.refcountOrder);
+      const rc = getRefcountEntryBig(data, bi, s.refcountOrder);
       setRefcountEntry(data, bi, s.refcountOrder, 0);
       unused = data.every((b) => b === 0);
-      setRefcountEntry(data, bi, s.refcountOrder, rc);
+      setRefcountEntryBig(data, bi, s.refcountOrder, rc);
     } else {
       unused = data.every((b) => b === 0);
     }
@@ -148,8 +149,8 @@ function discardRefcountBlock(s: State, blockOffset: number): void {
   }
   const e = s.refblockCache.get(covering);
   const bi = ci % s.refcountBlockSize;
-  const rc = getRefcountEntry(e.data, bi, s.refcountOrder);
-  if (rc !== 1) {
+  const rc = getRefcountEntryBig(e.data, bi, s.refcountOrder);
+  if (rc !== 1n) {
     s.signalCorruption(
       true,
       `Invalid refcount: refblock offset 0x${covering.toString(16)}, reftable index ${index}, block offset 0x${blockOffset.toString(16)}, refcount 0x${rc.toString(16)}`,
