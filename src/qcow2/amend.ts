@@ -48,8 +48,61 @@ export interface Qcow2AmendOptions {
   /** A new name for the external data file; '' removes the name (the feature bit stays). */
   dataFile?: string;
   dataFileRaw?: boolean;
-  /** Progress callback (qemu-img amend -p): offset, total. */
+  /**
+   * Progress callback (qemu-img amend -p): work done and total work so far, with QEMU's
+   * numbers (the total may grow, so the ratio can go down).
+   */
   onProgress?: (done: number, total: number) => void;
+  /** Problems QEMU error_report()s on the way before the amend fails (no prefix). */
+  onReport?: (message: string) => void;
+}
+
+/** BlockDriverAmendStatusCB of one operation: offset and total work size of that operation. */
+type StatusCb = (offset: number, workSize: number) => void;
+
+const OP_UPGRADE = 1;
+const OP_REFCOUNT_ORDER = 3;
+const OP_DOWNGRADE = 4;
+
+/**
+ * qcow2_amend_helper_cb: joins the operations' own progress into one, projecting the work
+ * of the operations still to come from the ones seen so far.
+ */
+class AmendProgress {
+  private readonly sink: ((done: number, total: number) => void) | undefined;
+  private readonly totalOperations: number;
+  current = 0;
+  private last = 0;
+  private completed = 0;
+  private offsetCompleted = 0;
+  private lastWorkSize = 0;
+
+  constructor(sink: ((done: number, total: number) => void) | undefined, totalOperations: number) {
+    this.sink = sink;
+    this.totalOperations = totalOperations;
+  }
+
+  /** The status callback of operation `op`. */
+  for(op: number): StatusCb {
+    return (offset, workSize) => {
+      this.current = op;
+      this.report(offset, workSize);
+    };
+  }
+
+  private report(offset: number, workSize: number): void {
+    if (this.current !== this.last) {
+      if (this.last !== 0) {
+        this.offsetCompleted += this.lastWorkSize;
+        this.completed++;
+      }
+      this.last = this.current;
+    }
+    this.lastWorkSize = workSize;
+    const currentWork = this.offsetCompleted + workSize;
+    const projected = Math.trunc((currentWork * (this.totalOperations - this.completed - 1)) / (this.completed + 1));
+    this.sink?.(this.offsetCompleted + offset, currentWork + projected);
+  }
 }
 
 export interface AmendHooks {
@@ -80,8 +133,9 @@ export function amend(s: State, o: Qcow2AmendOptions, hooks: AmendHooks): void {
   const dataFileRaw = o.dataFileRaw ?? s.dataFileRaw;
   if (o.dataFileRaw && !s.dataFileRaw) throw new Qcow2Error(Errno.EINVAL, 'data-file-raw cannot be set on existing images');
   const lazy = o.lazyRefcounts ?? s.useLazyRefcounts;
+  const progress = new AmendProgress(o.onProgress, Number(newVersion !== oldVersion) + Number(s.refcountBits !== refcountBits));
 
-  if (newVersion > oldVersion) upgrade(s, hooks);
+  if (newVersion > oldVersion) upgrade(s, hooks, progress.for(OP_UPGRADE));
 
   if (s.refcountBits !== refcountBits) {
     if (newVersion < 3 && refcountBits !== 16) {
@@ -90,7 +144,7 @@ export function amend(s: State, o: Qcow2AmendOptions, hooks: AmendHooks): void {
         'Refcount widths other than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)',
       );
     }
-    changeRefcountOrder(s, Math.log2(refcountBits), hooks);
+    changeRefcountOrder(s, Math.log2(refcountBits), hooks, progress.for(OP_REFCOUNT_ORDER));
   }
 
   if (dataFileRaw) s.hdr.autoclearFeatures |= AUTOCLEAR_DATA_FILE_RAW;
@@ -140,7 +194,7 @@ export function amend(s: State, o: Qcow2AmendOptions, hooks: AmendHooks): void {
 
   if (o.size) hooks.resize(o.size);
 
-  if (newVersion < oldVersion) downgrade(s, hooks);
+  if (newVersion < oldVersion) downgrade(s, hooks, progress.for(OP_DOWNGRADE), o.onReport);
 }
 
 function headerOrFail(hooks: AmendHooks): void {
@@ -152,7 +206,8 @@ function headerOrFail(hooks: AmendHooks): void {
 }
 
 /** qcow2_upgrade(): v2 → v3, rewriting snapshot entries that lack v3's extra data. */
-function upgrade(s: State, hooks: AmendHooks): void {
+function upgrade(s: State, hooks: AmendHooks, status: StatusCb): void {
+  status(0, 2);
   if (s.snapshots.some((sn) => sn.extraDataSize < 16)) {
     try {
       writeSnapshots(s);
@@ -160,6 +215,7 @@ function upgrade(s: State, hooks: AmendHooks): void {
       throw new Qcow2Error(errnoOf(err), withErrno('Failed to update the snapshot table', errnoOf(err)));
     }
   }
+  status(1, 2);
   const old = s.hdr.version;
   s.hdr.version = 3;
   s.version = 3;
@@ -170,10 +226,11 @@ function upgrade(s: State, hooks: AmendHooks): void {
     s.version = old;
     throw new Qcow2Error(errnoOf(err), withErrno('Failed to update the image header', errnoOf(err)));
   }
+  status(2, 2);
 }
 
 /** qcow2_downgrade(): v3 → v2; incompatible features must be gone first. */
-function downgrade(s: State, hooks: AmendHooks): void {
+function downgrade(s: State, hooks: AmendHooks, status: StatusCb, report: ((message: string) => void) | undefined): void {
   if (s.refcountOrder !== 4) throw new Qcow2Error(Errno.ENOTSUP, 'compat=0.10 requires refcount_bits=16');
   if (s.hasDataFile) throw new Qcow2Error(Errno.ENOTSUP, 'Cannot downgrade an image with a data file');
   for (const sn of s.snapshots) {
@@ -195,7 +252,7 @@ function downgrade(s: State, hooks: AmendHooks): void {
   s.hdr.compatibleFeatures = 0n;
   s.hdr.autoclearFeatures = 0n;
   try {
-    expandZeroClusters(s);
+    expandZeroClusters(s, status, report);
   } catch (err) {
     throw new Qcow2Error(errnoOf(err), withErrno('Failed to turn zero into data clusters', errnoOf(err)));
   }
@@ -231,11 +288,21 @@ function hasCompressedClusters(s: State): boolean {
   return false;
 }
 
+/** Progress of the zero cluster expansion: L1 entries visited over all L1 tables. */
+interface L1Progress {
+  visited: number;
+  total: number;
+  status: StatusCb;
+}
+
 /** expand_zero_clusters_in_l1() for one L1 table (active when it is the live one). */
-function expandZeroClustersInL1(s: State, hi: Uint32Array, lo: Uint32Array, size: number, active: boolean): void {
+function expandZeroClustersInL1(s: State, hi: Uint32Array, lo: Uint32Array, size: number, active: boolean, progress: L1Progress): void {
   for (let i = 0; i < size; i++) {
     const l2Offset = entryOffset(hi[i]!, lo[i]!);
-    if (!l2Offset) continue;
+    if (!l2Offset) {
+      progress.status(++progress.visited, progress.total);
+      continue;
+    }
     if (s.offsetIntoCluster(l2Offset)) {
       throw s.signalCorruption(true, `L2 table offset ${hexp(l2Offset)} unaligned (L1 index: ${hexp(i)})`);
     }
@@ -272,8 +339,13 @@ function expandZeroClustersInL1(s: State, hi: Uint32Array, lo: Uint32Array, size
           `Cluster allocation offset ${hexp(offset)} unaligned (L2 offset: ${hexp(l2Offset)}, L2 index: ${hexp(j)})`,
         );
       }
-      preWriteOverlapCheck(s, [], offset, s.clusterSize, true);
-      zeroAt(s.dataFile, offset, s.clusterSize, false);
+      try {
+        preWriteOverlapCheck(s, [], offset, s.clusterSize, true);
+        zeroAt(s.dataFile, offset, s.clusterSize, false);
+      } catch (err) {
+        if (type === CT_ZERO_PLAIN) freeClusters(s, offset, s.clusterSize, DISCARD_ALWAYS);
+        throw err;
+      }
       const copied = l2Refcount === 1 ? HI_COPIED : 0;
       setEntry(s, table, j, (offsetHi(offset) | copied) >>> 0, offsetLo(offset));
       dirty = true;
@@ -288,15 +360,23 @@ function expandZeroClustersInL1(s: State, hi: Uint32Array, lo: Uint32Array, size
         writeAt(s.file, l2Offset, table);
       }
     }
+    progress.status(++progress.visited, progress.total);
   }
 }
 
 /** qcow2_expand_zero_clusters(): v2 has no zero flag. */
-function expandZeroClusters(s: State): void {
-  expandZeroClustersInL1(s, s.l1Hi, s.l1Lo, s.l1Size, true);
+function expandZeroClusters(s: State, status: StatusCb, report: ((message: string) => void) | undefined): void {
+  const progress: L1Progress = { visited: 0, total: s.snapshots.reduce((n, sn) => n + sn.l1Size, s.l1Size), status };
+  expandZeroClustersInL1(s, s.l1Hi, s.l1Lo, s.l1Size, true, progress);
   s.l2Cache.empty();
   for (const sn of s.snapshots) {
-    validateTable(s, sn.l1TableOffset, sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
+    try {
+      validateTable(s, sn.l1TableOffset, sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
+    } catch (err) {
+      // QEMU reports the table's problem itself; the amend fails with the errno alone.
+      if (err instanceof Error) report?.(err.message);
+      throw err;
+    }
     const buf = new Uint8Array(sn.l1Size * 8);
     readAt(s.file, sn.l1TableOffset, buf);
     const hi = new Uint32Array(sn.l1Size);
@@ -305,46 +385,61 @@ function expandZeroClusters(s: State): void {
       hi[i] = be32(buf, 8 * i);
       lo[i] = be32(buf, 8 * i + 4);
     }
-    expandZeroClustersInL1(s, hi, lo, sn.l1Size, false);
+    expandZeroClustersInL1(s, hi, lo, sn.l1Size, false, progress);
+  }
+}
+
+/** Runs `fn`; a failure becomes Qcow2Error "<what>: <strerror>" (error_setg_errno). */
+function step<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof Qcow2Error) throw err;
+    throw new Qcow2Error(errnoOf(err), withErrno(what, errnoOf(err)));
   }
 }
 
 /**
  * qcow2_change_refcount_order(): write new refcount blocks of another width and a new
- * refcount table, then switch the header over and free the old structures.
+ * refcount table, then switch the header over and free the old structures. Like QEMU it
+ * walks the refcount structures until allocating the new ones allocates nothing more (the
+ * allocations themselves need refcounts), then once more to write them; the progress counts
+ * reftable entries over all walks.
  */
-function changeRefcountOrder(s: State, newOrder: number, hooks: AmendHooks): void {
+function changeRefcountOrder(s: State, newOrder: number, hooks: AmendHooks, status: StatusCb): void {
   const newBits = 2 ** newOrder;
   const newBlockSize = 2 ** (s.clusterBits - (newOrder - 3));
   const newMax = newBits >= 53 ? Number.MAX_SAFE_INTEGER : 2 ** newBits - 1;
-  let newTable: number[] = [];
+  const newTable: number[] = [];
   let newTableOffset = 0;
   let allocatedTableSize = 0;
 
-  type Op = (index: number, block: Uint8Array | null, empty: boolean) => boolean;
-  const walk = (op: Op, fill: boolean): void => {
+  /** Called for every completed new refcount block (`empty`: all its refcounts are 0). */
+  type FinishOp = (index: number, block: Uint8Array | null, empty: boolean) => void;
+
+  /**
+   * walk_over_reftable(): the old refcounts in order, packed into new-width blocks. With
+   * `fill`, the blocks are built (an empty block is the shared zero buffer). Old refcount
+   * blocks are read live from the cache: allocations made by `op` show up in the same walk,
+   * as in QEMU, where the walk holds the cached block itself.
+   */
+  const walk = (op: FinishOp, fill: boolean, index: number, total: number): void => {
     let newIndex = 0;
     let blockIndex = 0;
     let empty = true;
-    let block: Uint8Array | null = fill ? new Uint8Array(s.clusterSize) : null;
+    const block: Uint8Array | null = fill ? new Uint8Array(s.clusterSize) : null;
     const finish = (): void => {
       op(newIndex, block, empty);
+      // Only non-empty blocks were written into; an empty one is still all zeroes.
+      if (block && !empty) block.fill(0);
       newIndex++;
       blockIndex = 0;
       empty = true;
-      if (fill) block = new Uint8Array(s.clusterSize);
     };
     for (let r = 0; r < s.refcountTableSize; r++) {
+      status(index * s.refcountTableSize + r, total * s.refcountTableSize);
       const off = reftableOffset(s.refcountTable[r]!);
-      let data: Uint8Array | null = null;
-      if (off) {
-        if (s.offsetIntoCluster(off)) {
-          s.signalCorruption(true, `Refblock offset ${hexp(off)} unaligned (reftable index: ${hexp(r)})`);
-          throw new Qcow2Error(Errno.EIO, 'Image is corrupt (unaligned refblock offset)');
-        }
-        data = s.refblockCache.get(off).data.slice();
-      }
-      if (!data) {
+      if (!off) {
         // No refcount block: all zero, advance in bulk.
         let remaining = s.refcountBlockSize;
         while (remaining > 0) {
@@ -355,8 +450,16 @@ function changeRefcountOrder(s: State, newOrder: number, hooks: AmendHooks): voi
         }
         continue;
       }
+      if (s.offsetIntoCluster(off)) {
+        s.signalCorruption(true, `Refblock offset ${hexp(off)} unaligned (reftable index: ${hexp(r)})`);
+        throw new Qcow2Error(Errno.EIO, 'Image is corrupt (unaligned refblock offset)');
+      }
+      let data = step('Failed to retrieve refblock', () => s.refblockCache.get(off).data);
       for (let i = 0; i < s.refcountBlockSize; i++) {
-        if (blockIndex >= newBlockSize) finish();
+        if (blockIndex >= newBlockSize) {
+          finish();
+          data = step('Failed to retrieve refblock', () => s.refblockCache.get(off).data);
+        }
         const rc = getRefcountEntry(data, i, s.refcountOrder);
         if (rc > newMax) {
           const at = (r * s.refcountBlockSize + i) * s.clusterSize;
@@ -365,54 +468,77 @@ function changeRefcountOrder(s: State, newOrder: number, hooks: AmendHooks): voi
             `Cannot decrease refcount entry width to ${newBits} bits: Cluster at offset ${hexp(at)} has a refcount of ${getRefcountEntryBig(data, i, s.refcountOrder)}`,
           );
         }
-        if (block && rc) setRefcountEntry(block, blockIndex, newOrder, rc);
+        if (rc) {
+          if (block) setRefcountEntry(block, blockIndex, newOrder, rc);
+          empty = false;
+        }
         blockIndex++;
-        if (rc) empty = false;
       }
     }
     if (blockIndex > 0) finish();
+    status((index + 1) * s.refcountTableSize, total * s.refcountTableSize);
   };
 
-  let newAllocation: boolean;
-  do {
-    newAllocation = false;
-    walk((index, _block, empty) => {
-      if (!empty && index >= newTable.length) {
-        const n = Math.ceil((index + 1) / (s.clusterSize / 8)) * (s.clusterSize / 8);
-        if (n > QCOW_MAX_REFTABLE_SIZE / 8) {
-          throw new Qcow2Error(
-            Errno.ENOTSUP,
-            'This operation would make the refcount table grow beyond the maximum size supported by QEMU, aborting',
-          );
-        }
-        while (newTable.length < n) newTable.push(0);
+  /** alloc_refblock(): a cluster for every non-empty new block, the table grown to fit. */
+  let newAllocation = false;
+  const allocRefblock: FinishOp = (index, _block, empty) => {
+    if (empty) return;
+    if (index >= newTable.length) {
+      const perCluster = s.clusterSize / 8;
+      const n = Math.ceil((index + 1) / perCluster) * perCluster;
+      if (n > QCOW_MAX_REFTABLE_SIZE / 8) {
+        throw new Qcow2Error(
+          Errno.ENOTSUP,
+          'This operation would make the refcount table grow beyond the maximum size supported by QEMU, aborting',
+        );
       }
-      if (!empty && !newTable[index]) {
-        newTable[index] = allocClusters(s, s.clusterSize);
-        newAllocation = true;
+      while (newTable.length < n) newTable.push(0);
+    }
+    if (!newTable[index]) {
+      newTable[index] = step('Failed to allocate refblock', () => allocClusters(s, s.clusterSize));
+      newAllocation = true;
+    }
+  };
+
+  /** flush_refblock(): write a new block where the new table has a cluster for it. */
+  const flushRefblock: FinishOp = (index, block) => {
+    const at = index < newTable.length ? newTable[index]! : 0;
+    if (!at) return;
+    step('Overlap check failed', () => preWriteOverlapCheck(s, [], at, s.clusterSize, false));
+    step('Failed to write refblock', () => writeAt(s.file, at, block!));
+  };
+
+  let walkIndex = 0;
+  try {
+    do {
+      newAllocation = false;
+      // This walk, the one that writes, and at least one more to find nothing new: 3.
+      const totalWalks = Math.max(walkIndex + 2, 3);
+      walk(allocRefblock, false, walkIndex++, totalWalks);
+      if (newAllocation) {
+        if (newTableOffset) freeClusters(s, newTableOffset, allocatedTableSize * 8, DISCARD_NEVER);
+        newTableOffset = step('Failed to allocate the new reftable', () => allocClusters(s, newTable.length * 8));
+        allocatedTableSize = newTable.length;
       }
-      return true;
-    }, false);
-    if (newAllocation) {
-      if (newTableOffset) freeClusters(s, newTableOffset, allocatedTableSize * 8, DISCARD_NEVER);
-      newTableOffset = allocClusters(s, newTable.length * 8);
-      allocatedTableSize = newTable.length;
-    }
-  } while (newAllocation);
+    } while (newAllocation);
 
-  walk((index, block) => {
-    if (index < newTable.length && newTable[index]) {
-      preWriteOverlapCheck(s, [], newTable[index]!, s.clusterSize, false);
-      writeAt(s.file, newTable[index]!, block!);
-    }
-    return true;
-  }, true);
+    walk(flushRefblock, true, walkIndex, walkIndex + 1);
 
-  preWriteOverlapCheck(s, [], newTableOffset, newTable.length * 8, false);
-  const tbl = new Uint8Array(newTable.length * 8);
-  newTable.forEach((v, i) => put64(tbl, 8 * i, v));
-  writeAt(s.file, newTableOffset, tbl);
-  s.refblockCache.flush();
+    step('Overlap check failed', () => preWriteOverlapCheck(s, [], newTableOffset, newTable.length * 8, false));
+    const tbl = new Uint8Array(newTable.length * 8);
+    newTable.forEach((v, i) => put64(tbl, 8 * i, v));
+    step('Failed to write the new reftable', () => writeAt(s.file, newTableOffset, tbl));
+    step('Failed to flush the refblock cache', () => s.refblockCache.flush());
+  } catch (err) {
+    // Give back what was allocated for the new structures (best effort, as QEMU).
+    try {
+      for (const off of newTable) if (off) freeClusters(s, off, s.clusterSize, DISCARD_OTHER);
+      if (newTableOffset > 0) freeClusters(s, newTableOffset, newTable.length * 8, DISCARD_OTHER);
+    } catch {
+      // the original error is the one to report
+    }
+    throw err;
+  }
 
   const oldTable = s.refcountTable;
   const oldSize = s.refcountTableSize;
@@ -428,6 +554,12 @@ function changeRefcountOrder(s: State, newOrder: number, hooks: AmendHooks): voi
     s.hdr.refcountOrder = oldOrder;
     s.hdr.refcountTableOffset = oldOffset;
     s.hdr.refcountTableClusters = oldClusters;
+    try {
+      for (const off of newTable) if (off) freeClusters(s, off, s.clusterSize, DISCARD_OTHER);
+      freeClusters(s, newTableOffset, newTable.length * 8, DISCARD_OTHER);
+    } catch {
+      // the original error is the one to report
+    }
     throw new Qcow2Error(errnoOf(err), withErrno('Failed to update the qcow2 header', errnoOf(err)));
   }
   s.refblockCache.clear();

@@ -140,7 +140,14 @@ function amendFile(img: Img, rest: string[], options: string, args: ImageArgs, c
     progress.print(0, 0);
     let failure: unknown;
     try {
-      amendImage(blk.root, changes, (done, total) => progress.print((100 * done) / total, 0));
+      // amend_status_cb: 100.f * offset / total_work_size, in single precision.
+      const f = Math.fround;
+      amendImage(
+        blk.root,
+        changes,
+        (done, total) => progress.print(f(f(100 * f(done)) / f(total)), 0),
+        (message) => img.error(message),
+      );
     } catch (err) {
       failure = err;
     }

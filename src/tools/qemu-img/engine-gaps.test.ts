@@ -63,13 +63,15 @@ describe('qcow2 engine gaps (QEMU 7.2 answers recorded from Debian 7.2.22)', () 
 
   // 112: amend -p shows the refcount-width walks; the engine never calls onProgress, so only
   // qemu-img's own 0 % and 100 % lines appear.
-  it.skip('reports amend progress while changing the refcount width (112)', async () => {
+  it('reports amend progress while changing the refcount width (112)', async () => {
     await img('create', '-q', '-f', 'qcow2', '-o', 'refcount_bits=1,cluster_size=512', 'p.qcow2', '64k');
     await io('-c', `write 0 ${58 * 512}`, 'p.qcow2');
     const r = await img('amend', '-o', 'refcount_bits=64', '-p', 'p.qcow2');
     const lines = r.stdout.split('\r');
     expect(lines).toContain('    (66.67/100%)');
     expect(lines[lines.indexOf('    (66.67/100%)') + 1]).toBe('    (50.00/100%)');
+    // 3.125 is printed as glibc rounds ties (to even).
+    expect(lines).toContain('    (3.12/100%)');
   });
 
   // 108: repairing a refblock "outside the image" at an offset whose end overflows int64:
@@ -94,7 +96,7 @@ describe('qcow2 engine gaps (QEMU 7.2 answers recorded from Debian 7.2.22)', () 
 
   // 080: amend compat=0.10 validates every snapshot's L1 table and error_report()s the
   // problem before failing; the engine only throws the final error.
-  it.skip('reports the bad snapshot L1 table during amend (080)', async () => {
+  it('reports the bad snapshot L1 table during amend (080)', async () => {
     await img('create', '-q', '-f', 'qcow2', 's.qcow2', '64M');
     await io('-c', 'write 0 512', 's.qcow2');
     await img('snapshot', '-c', 'test', 's.qcow2');

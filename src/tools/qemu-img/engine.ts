@@ -40,11 +40,17 @@ export function checkImage(node: BlockNode, fix: CheckFix, report: (line: string
 }
 
 /** bdrv_amend_options with the QemuOpts values by name; the engine words its errors. */
-export function amendImage(node: BlockNode, changes: Map<string, string | boolean | bigint>, onProgress?: (done: number, total: number) => void): void {
+export function amendImage(
+  node: BlockNode,
+  changes: Map<string, string | boolean | bigint>,
+  onProgress?: (done: number, total: number) => void,
+  onReport?: (message: string) => void,
+): void {
   const img = qcow2Of(node);
   if (!img) throw new ErrnoError(Errno.ENOTSUP);
   const o: Qcow2AmendOptions = {};
   if (onProgress) o.onProgress = onProgress;
+  if (onReport) o.onReport = onReport;
   for (const [name, value] of changes) {
     switch (name) {
       case 'compat':

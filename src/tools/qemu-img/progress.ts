@@ -4,6 +4,7 @@
  * flushed at once; a newline at the end. Disabled progress prints nothing.
  */
 import type { Img } from './img.ts';
+import { formatFixed } from '../common/cformat.ts';
 
 export class Progress {
   private readonly img: Img;
@@ -30,7 +31,7 @@ export class Progress {
     if (current > this.lastPrint + this.minSkip || current < this.lastPrint - this.minSkip || current === 0 || current === 100) {
       this.lastPrint = current;
       if (this.enabled) {
-        this.img.print(`    (${current.toFixed(2)}/100%)\r`);
+        this.img.print(`    (${formatFixed(current, 2)}/100%)\r`);
         this.img.flush();
       }
     }
