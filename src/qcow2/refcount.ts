@@ -454,8 +454,12 @@ export function updateRefcount(
   return !again;
 }
 
-/** Retry wrapper for callers that just want the update done. */
-export function updateRefcountRetry(
+/**
+ * update_refcount() for the callers that, in QEMU, do not retry: only the allocators do.
+ * When a refcount block had to be allocated first (clusters no refcount block covers, which
+ * only a damaged image references), the update fails with EAGAIN and counts nothing.
+ */
+export function updateRefcountOnce(
   s: State,
   offset: number,
   length: number,
@@ -463,14 +467,12 @@ export function updateRefcountRetry(
   decrease: boolean,
   type: DiscardType,
 ): void {
-  while (!updateRefcount(s, offset, length, addend, decrease, type)) {
-    /* a refcount block was allocated; try again */
-  }
+  if (!updateRefcount(s, offset, length, addend, decrease, type)) throw new ErrnoError(Errno.EAGAIN);
 }
 
 /** qcow2_update_cluster_refcount() */
 export function updateClusterRefcount(s: State, clusterIndex: number, addend: number, decrease: boolean, type: DiscardType): void {
-  updateRefcountRetry(s, clusterIndex * s.clusterSize, 1, addend, decrease, type);
+  updateRefcountOnce(s, clusterIndex * s.clusterSize, 1, addend, decrease, type);
 }
 
 /** alloc_clusters_noref(): first fit starting at free_cluster_index; refcounts untouched. */
@@ -539,7 +541,7 @@ export function allocBytes(s: State, size: number): number {
 /** qcow2_free_clusters(): failures are reported by QEMU on stderr and otherwise ignored. */
 export function freeClusters(s: State, offset: number, size: number, type: DiscardType): void {
   try {
-    updateRefcountRetry(s, offset, size, 1, true, type);
+    updateRefcountOnce(s, offset, size, 1, true, type);
   } catch {
     // The clusters leak; `check -r leaks` recovers them.
   }

@@ -28,7 +28,7 @@ import {
   parseCompressed,
   processDiscards,
   updateClusterRefcount,
-  updateRefcountRetry,
+  updateRefcountOnce,
 } from './refcount.ts';
 import type { Snapshot } from './snapshot-types.ts';
 import type { State } from './state.ts';
@@ -276,7 +276,7 @@ export function updateSnapshotRefcount(s: State, l1TableOffset: number, l1Size: 
           case CT_COMPRESSED: {
             if (addend !== 0) {
               const c = parseCompressed(s, hi, lo);
-              updateRefcountRetry(s, c.offset, c.size, Math.abs(addend), addend < 0, DISCARD_SNAPSHOT);
+              updateRefcountOnce(s, c.offset, c.size, Math.abs(addend), addend < 0, DISCARD_SNAPSHOT);
             }
             refcount = 2;
             break;
