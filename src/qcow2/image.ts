@@ -36,7 +36,7 @@ import type { BitmapsExtension, FeatureName, HeaderState } from './header.ts';
 import { parseRawHeader, readBitmapDirectory, readExtensions, serializeHeader } from './header.ts';
 import type { BitmapInfo } from './header.ts';
 import { be32, flushStorage, readAt, writeAt, sizeOf, withoutFlush } from './io.ts';
-import { preWriteOverlapCheck } from './metadata.ts';
+import { OVERLAP_CHECK_TEMPLATES, preWriteOverlapCheck } from './metadata.ts';
 import { flushCaches, refcountInit, writeCaches, getRefcount } from './refcount.ts';
 import type { Qcow2BlockStatus } from './rw.ts';
 import {
@@ -88,6 +88,11 @@ export interface Qcow2OpenOptions {
   passDiscardOther?: boolean;
   /** lazy-refcounts runtime option; defaults to the image's compatible feature bit. */
   lazyRefcounts?: boolean;
+  /**
+   * Metadata kinds the overlap check protects (overlap-check and its switches), a mask of
+   * 1 << bit number of OVERLAP_CHECK_NAMES; default OVERLAP_CHECK_TEMPLATES.cached.
+   */
+  overlapCheck?: number;
   /** Receives qcow2_signal_corruption() events (the tool prints them, QMP emits an event). */
   onCorruption?: (ev: CorruptionEvent) => void;
   /** Receives warnings QEMU prints while opening (e.g. inconsistent bitmaps). */
@@ -268,6 +273,7 @@ function loadImage(opts: Qcow2OpenOptions): Loaded {
     fixedFail(Errno.EINVAL, 'Lazy refcounts require a qcow2 image with at least qemu 1.1 compatibility level');
   }
   s.useLazyRefcounts = lazy;
+  s.overlapCheck = opts.overlapCheck ?? OVERLAP_CHECK_TEMPLATES.cached;
   s.discardPassthrough = [
     false,
     true,

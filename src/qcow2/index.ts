@@ -26,7 +26,9 @@
  *   openQcow2(opts: Qcow2OpenOptions): Qcow2Image
  *       opts: file, readOnly?, dataFile?, openDataFile?, backing?, check? (BDRV_O_CHECK),
  *       noIo?, noFlush? (cache=unsafe), passDiscardRequest? (default true, BDRV_O_UNMAP),
- *       passDiscardSnapshot?, passDiscardOther?, lazyRefcounts?, onCorruption?, onWarning?
+ *       passDiscardSnapshot?, passDiscardOther?, lazyRefcounts?, onCorruption?, onWarning?,
+ *       overlapCheck? (mask of 1 << bit of OVERLAP_CHECK_NAMES[bit]; default: the "cached"
+ *       template of OVERLAP_CHECK_TEMPLATES, as QEMU)
  *       A dirty image opened read/write is repaired first (messages go to onWarning).
  *   class Qcow2Image
  *     readonly header: Qcow2HeaderInfo; virtualSize; clusterSize; readOnly; dataStorage;
@@ -81,4 +83,5 @@ export { measureQcow2, calcPreallocSize } from './measure.ts';
 export type { Qcow2MeasureOptions, Qcow2MeasureResult, MeasureInput } from './measure.ts';
 export type { SnapshotCreateInfo } from './snapshot.ts';
 export { Qcow2Error, Qcow2CorruptionError, corruptionLine, setStrictErrors } from './errors.ts';
+export { OVERLAP_CHECK_NAMES, OVERLAP_CHECK_TEMPLATES } from './metadata.ts';
 export type { CorruptionEvent } from './errors.ts';

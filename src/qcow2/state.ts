@@ -104,6 +104,8 @@ export class State {
   updateHeader: () => void = () => {};
   /** Metadata ranges for the overlap check, rebuilt on demand. */
   metadataClusters: Map<number, number> | null = null;
+  /** Kinds of metadata the overlap check protects, as 1 << OL_* (QEMU's "cached" template). */
+  overlapCheck = 0x17f;
 
   constructor(file: Storage, dataFile: Storage | null, readOnly: boolean, hdr: HeaderState) {
     this.file = file;

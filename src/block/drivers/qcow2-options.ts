@@ -2,13 +2,14 @@
  * qcow2's runtime options (qcow2_runtime_opts) and their checks in qcow2_update_options_prepare
  * order: cache sizes (read_cache_sizes), cache-clean-interval, lazy-refcounts against the
  * image version, and the overlap-check template with its per-structure switches. The engine
- * keeps its own cache sizes and checks every overlap, so the values only need to be valid;
- * the messages are QEMU's.
+ * keeps its own cache sizes, so those values only need to be valid; the overlap checks are
+ * handed to it (overlapCheckMask). The messages are QEMU's.
  */
 import { OptionsError, BlockOpenError } from '../errors.ts';
 import type { OptionBag } from '../options.ts';
 import { optionText, parseBoolOption, parseSizeOption } from '../options.ts';
 import { qemuStrtou64 } from '../../tools/common/numbers.ts';
+import { OVERLAP_CHECK_NAMES, OVERLAP_CHECK_TEMPLATES } from '../../qcow2/index.ts';
 
 const OVERLAP_BOOLS = [
   'main-header',
@@ -92,6 +93,23 @@ export function checkQcow2RuntimeOptions(r: Qcow2RuntimeOptions, g: Qcow2Geometr
   if (!['none', 'constant', 'cached', 'all'].includes(mode)) {
     throw new BlockOpenError(`Unsupported value '${mode}' for qcow2 option 'overlap-check'. Allowed are any of the following: none, constant, cached, all`);
   }
+}
+
+/**
+ * The metadata kinds to protect, for openQcow2's overlapCheck: the template's, then every
+ * switch that was given turns its kind on or off. An unknown template (refused by
+ * checkQcow2RuntimeOptions) counts as the default.
+ */
+export function overlapCheckMask(r: Qcow2RuntimeOptions): number {
+  const mode = r.overlapCheck ?? r.overlapTemplate ?? 'cached';
+  const templates: Readonly<Record<string, number>> = OVERLAP_CHECK_TEMPLATES;
+  let mask = templates[mode] ?? OVERLAP_CHECK_TEMPLATES.cached;
+  OVERLAP_CHECK_NAMES.forEach((name, bitnr) => {
+    const on = r.bools.get(`overlap-check.${name}`);
+    if (on === true) mask |= 1 << bitnr;
+    else if (on === false) mask &= ~(1 << bitnr);
+  });
+  return mask;
 }
 
 /** read_cache_sizes(): the three cache sizes in bytes, or its errors. */

@@ -22,7 +22,7 @@ import { blockStatusAbove } from '../status.ts';
 import type { BlockDriverDef, DriverOpenContext } from './types.ts';
 import type { BlockNode, BlockStatus } from '../types.ts';
 import { isQcow2Header } from './probe.ts';
-import { checkQcow2RuntimeOptions, takeQcow2RuntimeOptions } from './qcow2-options.ts';
+import { checkQcow2RuntimeOptions, overlapCheckMask, takeQcow2RuntimeOptions } from './qcow2-options.ts';
 import { FileNode } from './file.ts';
 
 export class Qcow2Node extends BaseNode {
@@ -305,6 +305,7 @@ function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
       passDiscardSnapshot: bools.get('pass-discard-snapshot'),
       passDiscardOther: bools.get('pass-discard-other'),
       lazyRefcounts: bools.get('lazy-refcounts'),
+      overlapCheck: overlapCheckMask(runtime),
       noIo: ctx.noIo,
       check: ctx.check === true,
       onCorruption: (ev) => ctx.env.stderr(`${corruptionLine(ev)}\n`),
