@@ -1,9 +1,9 @@
 /**
- * Known differences from QEMU 7.2 whose cause is in the qcow2 engine (src/qcow2), kept as
- * skipped reproductions with QEMU's recorded answers: each fails today and should pass once
- * the engine is fixed (then drop the `.skip`). Scenarios 049, 080, 108 and 112 fail on these.
- * The tools run in-process against images prepared by the engine itself plus byte pokes, so
- * no QEMU binary is needed.
+ * Former differences from QEMU 7.2 whose cause was in the qcow2 engine (src/qcow2), kept as
+ * regression tests with QEMU's recorded answers: scenarios 049, 080, 108 and 112 failed on
+ * them. The tools run in-process against images prepared by the engine itself plus byte
+ * pokes, so no QEMU binary is needed. Engine-level tests of the same behaviour live in
+ * src/qcow2 (refcount64, amend-progress, overlap).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
