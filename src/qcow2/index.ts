@@ -56,7 +56,9 @@
  *     check(repair: 'none' | 'leaks' | 'all' = 'none', onMessage?) -> Qcow2CheckResult
  *                                          counts + stderr lines in QEMU's order (streamed
  *                                          to onMessage instead, when given)
- *     amend(opts: Qcow2AmendOptions): void; changeBackingFile(file?, format?): void;
+ *     amend(opts: Qcow2AmendOptions): void  (opts.onProgress: QEMU's amend progress;
+ *                                          opts.onReport: messages QEMU error_report()s)
+ *     changeBackingFile(file?, format?): void;
  *     makeEmpty(): void; listBitmaps() -> BitmapInfo[]
  *     updateHeader(): void; markClean(): void
  *     close() -> string[]                  flush + clear the dirty bit; QEMU's messages of
