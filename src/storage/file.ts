@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { ErrnoError, Errno, fromNodeError } from '../errno.ts';
+import { FALLOC, hostFs } from './hostfs.ts';
 import type { Storage } from './types.ts';
 
 const ZERO_CHUNK = 1 << 20;
@@ -98,9 +99,19 @@ export class FileStorage implements Storage {
     if (offset + data.length > this.length) this.length = offset + data.length;
   }
 
-  writeZeroes(offset: number, length: number, _unmap: boolean): void {
+  /**
+   * The order of attempts is file-posix's: punch (when unmapping), ZERO_RANGE, punch +
+   * allocate, allocate past EOF; only then a written zero buffer, unless noFallback.
+   */
+  writeZeroes(offset: number, length: number, unmap: boolean, noFallback = false): void {
     this.assertWritable();
+    if (length <= 0) return;
     const end = offset + length;
+    if (hostFs && this.zeroWithoutWriting(offset, length, unmap)) {
+      if (end > this.length) this.length = end;
+      return;
+    }
+    if (noFallback) throw new ErrnoError(Errno.ENOTSUP);
     // Past EOF nothing needs writing: growing the file leaves a hole that reads as zeroes.
     const writeEnd = Math.min(end, this.length);
     const zero = zeroBuffer();
@@ -111,9 +122,86 @@ export class FileStorage implements Storage {
     if (end > this.length) this.truncate(end);
   }
 
+  private zeroWithoutWriting(offset: number, length: number, unmap: boolean): boolean {
+    const fs_ = hostFs;
+    if (!fs_) return false;
+    const attempt = (mode: number, off = offset, len = length): 'ok' | 'unsupported' | 'einval' => {
+      try {
+        fs_.fallocate(this.fd, mode, off, len);
+        return 'ok';
+      } catch (err) {
+        if (err instanceof ErrnoError && err.errno === Errno.ENOTSUP) return 'unsupported';
+        if (err instanceof ErrnoError && err.errno === Errno.EINVAL) return 'einval';
+        throw err;
+      }
+    };
+    const end = offset + length;
+    if (unmap && attempt(FALLOC.PUNCH_HOLE | FALLOC.KEEP_SIZE) === 'ok') {
+      // A punch never grows the file; the range must still exist afterwards.
+      if (end > this.length) this.truncate(end);
+      return true;
+    }
+    if (attempt(FALLOC.ZERO_RANGE) === 'ok') return true;
+    if (attempt(FALLOC.PUNCH_HOLE | FALLOC.KEEP_SIZE) === 'ok') {
+      if (attempt(0) === 'ok') return true;
+    }
+    if (offset >= this.length && attempt(0) === 'ok') return true;
+    return false;
+  }
+
   discard(offset: number, length: number): void {
-    // Node has no fallocate(PUNCH_HOLE); zeroing gives the same read-back contents.
-    this.writeZeroes(offset, Math.max(0, Math.min(length, this.length - offset)), true);
+    this.assertWritable();
+    const len = Math.max(0, Math.min(length, this.length - offset));
+    if (len === 0) return;
+    if (hostFs) {
+      try {
+        hostFs.fallocate(this.fd, FALLOC.PUNCH_HOLE | FALLOC.KEEP_SIZE, offset, len);
+        return;
+      } catch (err) {
+        // Discard is advisory: QEMU ignores ENOTSUP from it.
+        if (!(err instanceof ErrnoError && err.errno === Errno.ENOTSUP)) throw err;
+      }
+    }
+    // Without punching, zeroing gives the same read-back contents.
+    this.writeZeroes(offset, len, true);
+  }
+
+  /**
+   * posix_fallocate() of [offset, offset+length): reserve blocks, growing the file. Without
+   * fallocate the blocks are written with zeroes, as glibc's emulation does.
+   */
+  preallocate(offset: number, length: number): void {
+    this.assertWritable();
+    if (length <= 0) return;
+    const end = offset + length;
+    if (hostFs) {
+      try {
+        hostFs.fallocate(this.fd, 0, offset, length);
+        if (end > this.length) this.length = end;
+        return;
+      } catch (err) {
+        if (!(err instanceof ErrnoError && err.errno === Errno.ENOTSUP)) throw err;
+      }
+    }
+    const zero = zeroBuffer();
+    for (let pos = offset; pos < end; pos += ZERO_CHUNK) {
+      const n = Math.min(ZERO_CHUNK, end - pos);
+      this.write(pos, n === ZERO_CHUNK ? zero : zero.subarray(0, n));
+    }
+  }
+
+  /**
+   * Whether offset lies in data or in a hole, and where that run ends (SEEK_DATA/SEEK_HOLE,
+   * as file-posix's find_allocation). null when the host cannot tell (no native helper).
+   */
+  allocationAt(offset: number): { data: boolean; end: number } | null {
+    if (!hostFs) return null;
+    if (offset >= this.length) return { data: false, end: offset };
+    const data = hostFs.seek(this.fd, offset, 'data');
+    if (data === null) return { data: false, end: this.length };
+    if (data > offset) return { data: false, end: Math.min(data, this.length) };
+    const hole = hostFs.seek(this.fd, offset, 'hole');
+    return { data: true, end: Math.min(hole ?? this.length, this.length) };
   }
 
   truncate(size: number): void {

@@ -17,8 +17,12 @@ export interface Storage {
   read(offset: number, buf: Uint8Array): void;
   /** Write data at offset, growing the storage if needed. */
   write(offset: number, data: Uint8Array): void;
-  /** Make [offset, offset+length) read as zeroes. unmap allows deallocating (punching) it. */
-  writeZeroes(offset: number, length: number, unmap: boolean): void;
+  /**
+   * Make [offset, offset+length) read as zeroes. unmap allows deallocating (punching) it.
+   * noFallback (QEMU's BDRV_REQ_NO_FALLBACK): only do it if it is cheap (no zero buffer is
+   * written); throw ErrnoError(ENOTSUP) otherwise, so the caller can decide.
+   */
+  writeZeroes(offset: number, length: number, unmap: boolean, noFallback?: boolean): void;
   /** Hint that a range is no longer needed; contents afterwards read as zeroes for files. */
   discard(offset: number, length: number): void;
   truncate(size: number): void;
