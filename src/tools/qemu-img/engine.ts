@@ -127,6 +127,9 @@ export function formatSpecific(node: BlockNode): { type: string; data: JsonObjec
 export function changeBackingFile(node: BlockNode, file: string | undefined, fmt: string | undefined): void {
   const img = qcow2Of(node);
   if (!img) throw new ErrnoError(Errno.ENOTSUP);
+  // bdrv_co_change_backing_file(require = true), as qemu-img rebase calls it in QEMU 7.2:
+  // a backing file name without its format is refused.
+  if (file !== undefined && fmt === undefined) throw new ErrnoError(Errno.EINVAL);
   img.changeBackingFile(file, fmt);
 }
 
