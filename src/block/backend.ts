@@ -18,6 +18,8 @@ export interface BackendOptions {
 export interface BackendZeroFlags {
   unmap?: boolean;
   fua?: boolean;
+  /** BDRV_REQ_NO_FALLBACK (qemu-io `write -z -n`). */
+  noFallback?: boolean;
 }
 
 export class BlockBackend {
@@ -106,7 +108,7 @@ export class BlockBackend {
   writeZeroes(offset: number, length: number, flags: BackendZeroFlags = {}): void {
     this.check(offset, length);
     this.dirtySinceFlush = true;
-    this.root.writeZeroes(offset, length, { unmap: flags.unmap, fua: flags.fua === true || !this.writeCache });
+    this.root.writeZeroes(offset, length, { unmap: flags.unmap, fua: flags.fua === true || !this.writeCache, noFallback: flags.noFallback });
   }
 
   writeCompressed(offset: number, data: Uint8Array): void {

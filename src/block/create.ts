@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Errno, ErrnoError, strerror } from '../errno.ts';
 import { FileStorage } from '../storage/file.ts';
+import { hostFs } from '../storage/hostfs.ts';
 import type { Storage } from '../storage/types.ts';
 import type { PathPolicy } from '../tools/context.ts';
 import { qemuStrtosz } from '../tools/common/numbers.ts';
@@ -136,17 +137,11 @@ export function createFile(env: CreateEnv, spec: FileCreateSpec): FileStorage {
     if (spec.size < 0n) throw new QemuError(`Could not resize file: ${strerror(Errno.EINVAL)}`);
     if (spec.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new ErrnoError(Errno.EFBIG, `Could not resize file: ${strerror(Errno.EFBIG)}`);
     const size = Number(spec.size);
-    if (spec.preallocation === 'off') {
-      if (size !== 0) storage.truncate(size);
-      // file-posix allocates the first block of a file grown from empty (alignment probing).
-      if (size > 0) storage.write(0, new Uint8Array(Math.min(size, 4096)));
-    } else {
-      // posix_fallocate and the "full" zero writes both leave allocated zeroes.
-      storage.writeZeroes(0, size, false);
-      const chunk = new Uint8Array(Math.min(size, 1 << 20));
-      for (let pos = 0; pos < size; pos += chunk.length) storage.write(pos, chunk.subarray(0, Math.min(chunk.length, size - pos)));
-    }
-    noteZeroFilledFile(abs, size);
+    if (size !== 0) storage.truncate(size, spec.preallocation);
+    // allocate_first_block(): a file grown from empty without writing gets its first block
+    // allocated (for alignment probing): 512 bytes below 4 KiB, else 4 KiB.
+    if (size > 0 && spec.preallocation !== 'full') storage.write(0, new Uint8Array(size < 4096 ? 512 : 4096));
+    if (!hostFs) noteZeroFilledFile(abs, size);
   } catch (err) {
     storage.close();
     if (err instanceof QemuError) throw err;

@@ -95,6 +95,10 @@ export abstract class BaseNode implements BlockNode {
   get supportsFuaZeroes(): boolean {
     return false;
   }
+  /** BDRV_REQ_NO_FALLBACK in supported_zero_flags: zero writes that never write zeroes. */
+  get supportsNoFallbackZeroes(): boolean {
+    return false;
+  }
   /** Whether writeCompressed reaches the driver (block_driver_can_compress). */
   protected get canCompress(): boolean {
     return false;
@@ -118,8 +122,8 @@ export abstract class BaseNode implements BlockNode {
   protected abstract doRead(offset: number, buf: Uint8Array): void;
   protected abstract doWrite(offset: number, data: Uint8Array, fua: boolean): void;
 
-  /** Throw ENOTSUP to make the block layer write a zero buffer instead. */
-  protected doWriteZeroes(_offset: number, _length: number, _unmap: boolean, _fua: boolean): void {
+  /** Throw ENOTSUP to make the block layer write a zero buffer instead (unless noFallback). */
+  protected doWriteZeroes(_offset: number, _length: number, _unmap: boolean, _fua: boolean, _noFallback: boolean): void {
     throw new ErrnoError(Errno.ENOTSUP);
   }
   protected doWriteCompressed(_offset: number, _data: Uint8Array): void {
@@ -254,18 +258,19 @@ export abstract class BaseNode implements BlockNode {
     const unmap = flags.unmap === true && this.unmapAllowed;
     this.debugEvent('pwritev_zero');
     try {
-      this.zeroRange(offset, length, unmap, fua);
+      this.zeroRange(offset, length, unmap, fua, flags.noFallback === true);
     } finally {
       this.debugEvent('pwritev_done');
     }
   }
 
   /** bdrv_co_do_pwrite_zeroes: the driver's zero write, else a zeroed bounce buffer. */
-  private zeroRange(offset: number, length: number, unmap: boolean, fua: boolean): void {
+  private zeroRange(offset: number, length: number, unmap: boolean, fua: boolean, noFallback: boolean): void {
+    if (noFallback && !this.supportsNoFallbackZeroes) throw new ErrnoError(Errno.ENOTSUP);
     try {
-      this.doWriteZeroes(offset, length, unmap, fua && this.supportsFuaZeroes);
+      this.doWriteZeroes(offset, length, unmap, fua && this.supportsFuaZeroes, noFallback);
     } catch (err) {
-      if (!(err instanceof ErrnoError) || err.errno !== Errno.ENOTSUP) throw err;
+      if (!(err instanceof ErrnoError) || err.errno !== Errno.ENOTSUP || noFallback) throw err;
       const chunk = 1 << 20;
       const zero = new Uint8Array(Math.min(chunk, length));
       for (let pos = offset; pos < offset + length; pos += chunk) {

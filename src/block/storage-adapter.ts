@@ -4,7 +4,7 @@
  * filter that injects errors, a null device. Reads past the end give zeroes and writes grow
  * the node, as Storage promises; errors surface as the node's ErrnoErrors.
  */
-import type { Storage } from '../storage/types.ts';
+import type { GrowMode, Storage } from '../storage/types.ts';
 import type { BlockNode } from './types.ts';
 import { BaseNode } from './node.ts';
 
@@ -37,16 +37,16 @@ export class NodeStorage implements Storage {
     this.node.write(offset, data);
   }
 
-  writeZeroes(offset: number, length: number, unmap: boolean): void {
-    this.node.writeZeroes(offset, length, { unmap });
+  writeZeroes(offset: number, length: number, unmap: boolean, noFallback = false): void {
+    this.node.writeZeroes(offset, length, { unmap, noFallback });
   }
 
   discard(offset: number, length: number): void {
     this.node.discard(offset, length);
   }
 
-  truncate(size: number): void {
-    this.node.truncate(size, { exact: true, prealloc: 'off', shrinkAllowed: true });
+  truncate(size: number, prealloc: GrowMode = 'off'): void {
+    this.node.truncate(size, { exact: true, prealloc, shrinkAllowed: true });
   }
 
   flush(): void {

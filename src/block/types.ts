@@ -18,6 +18,11 @@ export interface WriteFlags {
 export interface ZeroFlags extends WriteFlags {
   /** The range may be deallocated instead of written (qemu-io `write -z -u`). */
   unmap?: boolean;
+  /**
+   * BDRV_REQ_NO_FALLBACK: only zero the range if the driver can do it without writing a zero
+   * buffer; ENOTSUP otherwise (qcow2's handle_alloc_space, qemu-io `write -z -n`).
+   */
+  noFallback?: boolean;
 }
 
 /** One run of uniform status, as bdrv_block_status reports it for a single node. */

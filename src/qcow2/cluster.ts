@@ -621,9 +621,47 @@ export function mergeCow(offset: number, bytes: number, data: Uint8Array, metas:
 }
 
 /**
- * perform_cow(): copy the untouched parts of newly allocated clusters. QEMU may instead
- * zero them with fallocate (handle_alloc_space); Node cannot allocate without writing, and
- * holes would change what block status (and `qemu-img map`) report, so zeroes are written.
+ * is_unallocated(): neither this image nor any backing layer describes the range, judged by
+ * one block-status run per layer as bdrv_is_allocated_above does (a shorter run counts as
+ * "maybe allocated"). A backing reader that cannot tell makes the answer "allocated".
+ */
+function isUnallocated(s: State, offset: number, bytes: number): boolean {
+  if (bytes === 0) return true;
+  const m = getHostOffset(s, offset, bytes);
+  if (m.type !== SC_UNALLOCATED_PLAIN && m.type !== SC_UNALLOCATED_ALLOC) return false;
+  if (m.bytes < bytes) return false;
+  if (!s.backing) return true;
+  return s.backing.isAllocated !== undefined && !s.backing.isAllocated(offset, bytes);
+}
+
+/**
+ * handle_alloc_space(): when both COW regions of a new allocation would only copy zeroes,
+ * zero the host range from the first COW byte to the last with a write-zeroes request that
+ * must not fall back to writing (fallocate on a host file), and skip the COW. ENOTSUP (no
+ * native helper, a node that cannot) or EAGAIN leave the COW to perform_cow.
+ */
+export function handleAllocSpace(s: State, metas: L2Meta[]): void {
+  if (s.hdr.cryptMethod !== 0) return;
+  for (const m of metas) {
+    if (m.cowStart.nbBytes === 0 && m.cowEnd.nbBytes === 0) continue;
+    if (!isUnallocated(s, m.offset + m.cowStart.offset, m.cowStart.nbBytes)) continue;
+    if (!isUnallocated(s, m.offset + m.cowEnd.offset, m.cowEnd.nbBytes)) continue;
+    const start = m.allocOffset + m.cowStart.offset;
+    const bytes = m.cowEnd.offset + m.cowEnd.nbBytes - m.cowStart.offset;
+    preWriteOverlapCheck(s, [], start, bytes, true);
+    try {
+      zeroAt(s.dataFile, start, bytes, false, true);
+    } catch (err) {
+      if (err instanceof ErrnoError && (err.errno === Errno.ENOTSUP || err.errno === Errno.EAGAIN)) continue;
+      throw err;
+    }
+    m.skipCow = true;
+  }
+}
+
+/**
+ * perform_cow(): copy the untouched parts of newly allocated clusters (unless
+ * handleAllocSpace zeroed them already).
  */
 function performCow(s: State, m: L2Meta): void {
   const start = m.cowStart;

@@ -527,10 +527,10 @@ export class Qcow2Image {
   }
 
   /** Make a range read as zeroes (zero flags where aligned, explicit zeroes otherwise). */
-  writeZeroes(offset: number, length: number, opts: { unmap?: boolean } = {}): void {
+  writeZeroes(offset: number, length: number, opts: { unmap?: boolean; noFallback?: boolean } = {}): void {
     this.checkRange(offset, length);
     assertWritable(this.state);
-    this.guard(() => writeZeroesGuest(this.state, offset, length, opts.unmap ?? false));
+    this.guard(() => writeZeroesGuest(this.state, offset, length, opts.unmap ?? false, opts.noFallback ?? false));
   }
 
   /** Guest discard: whole clusters become zero (v3) or unallocated (v2); the rest is ignored. */

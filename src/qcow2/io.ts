@@ -1,5 +1,5 @@
 import { Errno, ErrnoError } from '../errno.ts';
-import type { Storage } from '../storage/types.ts';
+import type { GrowMode, Storage } from '../storage/types.ts';
 import { asErrno } from './errors.ts';
 
 /**
@@ -45,11 +45,11 @@ export function writeAt(storage: Storage, offset: number, data: Uint8Array): voi
   }
 }
 
-export function zeroAt(storage: Storage, offset: number, length: number, unmap: boolean): void {
+export function zeroAt(storage: Storage, offset: number, length: number, unmap: boolean, noFallback = false): void {
   if (length <= 0) return;
   if (!(offset >= 0) || offset > LIMIT - length) throw new ErrnoError(Errno.EFBIG);
   try {
-    storage.writeZeroes(offset, length, unmap);
+    storage.writeZeroes(offset, length, unmap, noFallback);
   } catch (err) {
     throw asErrno(err);
   }
@@ -72,9 +72,9 @@ export function sizeOf(storage: Storage): number {
   }
 }
 
-export function truncateTo(storage: Storage, size: number): void {
+export function truncateTo(storage: Storage, size: number, prealloc: GrowMode = 'off'): void {
   try {
-    storage.truncate(size);
+    storage.truncate(size, prealloc);
   } catch (err) {
     throw asErrno(err);
   }
@@ -139,9 +139,9 @@ export function withoutFlush(storage: Storage): Storage {
     size: () => storage.size(),
     read: (o, b) => storage.read(o, b),
     write: (o, d) => storage.write(o, d),
-    writeZeroes: (o, l, u) => storage.writeZeroes(o, l, u),
+    writeZeroes: (o, l, u, n) => storage.writeZeroes(o, l, u, n),
     discard: (o, l) => storage.discard(o, l),
-    truncate: (sz) => storage.truncate(sz),
+    truncate: (sz, p) => storage.truncate(sz, p),
     flush: () => {},
     close: () => storage.close(),
   };

@@ -24,6 +24,7 @@ import type { State } from './state.ts';
 import { DISCARD_ALWAYS, DISCARD_OTHER } from './state.ts';
 import { invalidateMetadata } from './metadata.ts';
 import type { L2Meta } from './cluster.ts';
+import type { Storage } from '../storage/types.ts';
 
 export type Prealloc = 'off' | 'metadata' | 'falloc' | 'full';
 
@@ -33,22 +34,12 @@ function fail(message: string, err: unknown): never {
 }
 
 /** Grow a storage to size with the given preallocation (file-posix semantics). */
-function growStorage(s: State, storage: typeof s.file, size: number, mode: Prealloc): void {
-  const old = sizeOf(storage);
-  if (size <= old) {
+function growStorage(storage: Storage, size: number, mode: Prealloc): void {
+  if (size <= sizeOf(storage)) {
     truncateTo(storage, size);
     return;
   }
-  if (mode === 'full' || mode === 'falloc') {
-    // Both allocate the space (file-posix writes zeroes or calls fallocate); Node has no
-    // fallocate, so zeroes are written. Block status of such files shows no holes.
-    const chunk = new Uint8Array(Math.min(size - old, 1 << 20));
-    for (let pos = old; pos < size; pos += chunk.length) {
-      const n = Math.min(chunk.length, size - pos);
-      writeAt(storage, pos, n === chunk.length ? chunk : chunk.subarray(0, n));
-    }
-  }
-  truncateTo(storage, size);
+  truncateTo(storage, size, mode === 'metadata' ? 'off' : mode);
 }
 
 /** preallocate_co(): allocate clusters and L2 entries for [offset, newLength). */
@@ -80,7 +71,7 @@ function preallocate(s: State, offset: number, newLength: number, mode: Prealloc
   }
   const fileLength = sizeOf(s.dataFile);
   if (hostOffset + curBytes > fileLength) {
-    growStorage(s, s.dataFile, hostOffset + curBytes, mode === 'metadata' ? 'off' : mode);
+    growStorage(s.dataFile, hostOffset + curBytes, mode);
   }
 }
 
@@ -314,7 +305,7 @@ function preallocateData(s: State, oldLength: number, offset: number, mode: Prea
   if (allocated !== nbNewData) throw new ErrnoError(Errno.EIO);
   const newFileSize = allocationStart + nbNewData * s.clusterSize;
   try {
-    growStorage(s, s.file, newFileSize, mode);
+    growStorage(s.file, newFileSize, mode);
   } catch (err) {
     freeClusters(s, allocationStart, nbNewData * s.clusterSize, DISCARD_OTHER);
     fail('Failed to resize underlying file', err);

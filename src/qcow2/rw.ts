@@ -11,6 +11,7 @@ import {
   allocHostOffset,
   clusterDiscard,
   getHostOffset,
+  handleAllocSpace,
   linkL2,
   mergeCow,
   subclusterZeroize,
@@ -114,6 +115,7 @@ export function writeGuest(s: State, offset: number, data: Uint8Array): void {
     let linked = 0;
     try {
       preWriteOverlapCheck(s, [], a.hostOffset, a.bytes, true);
+      handleAllocSpace(s, a.metas);
       if (!mergeCow(offset + pos, a.bytes, chunk, a.metas)) writeAt(s.dataFile, a.hostOffset, chunk);
       for (const m of a.metas) {
         linkL2(s, m);
@@ -178,7 +180,7 @@ function driverWriteZeroes(s: State, offset: number, bytes: number, mayUnmap: bo
 }
 
 /** bdrv_co_do_pwrite_zeroes() around the driver: aligned bulk as zero flags, fallback writes. */
-export function writeZeroesGuest(s: State, offset: number, bytes: number, mayUnmap: boolean): void {
+export function writeZeroesGuest(s: State, offset: number, bytes: number, mayUnmap: boolean, noFallback = false): void {
   lastCompressed = null;
   const align = s.subclusterSize;
   let head = offset % align;
@@ -200,7 +202,7 @@ export function writeZeroesGuest(s: State, offset: number, bytes: number, mayUnm
     try {
       driverWriteZeroes(s, off, num, unmap);
     } catch (err) {
-      if (!(err instanceof ErrnoError) || err.errno !== Errno.ENOTSUP) throw err;
+      if (!(err instanceof ErrnoError) || err.errno !== Errno.ENOTSUP || noFallback) throw err;
       writeZeroBuffer(s, off, num);
     }
     off += num;

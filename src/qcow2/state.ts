@@ -33,6 +33,13 @@ export interface GuestReader {
    * engine assumes "not known to be zero" and writes explicit zeroes, as QEMU's fallback does.
    */
   isZero?(offset: number, length: number): boolean;
+  /**
+   * Whether any layer of the backing chain may describe part of [offset, offset+length)
+   * (bdrv_is_allocated_above from the backing node down, true when its first status run is
+   * shorter than the range). Used to skip COW of new clusters; when absent the engine
+   * assumes "allocated" and copies.
+   */
+  isAllocated?(offset: number, length: number): boolean;
 }
 
 export const DISCARD_NEVER = 0;

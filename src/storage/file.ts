@@ -1,9 +1,11 @@
 import * as fs from 'node:fs';
 import { ErrnoError, Errno, fromNodeError } from '../errno.ts';
 import { FALLOC, hostFs } from './hostfs.ts';
-import type { Storage } from './types.ts';
+import type { GrowMode, Storage } from './types.ts';
 
 const ZERO_CHUNK = 1 << 20;
+/** file-posix writes 'full' preallocation in 64 KiB pieces. */
+const FULL_PREALLOC_CHUNK = 65536;
 let zeroes: Uint8Array | undefined;
 function zeroBuffer(): Uint8Array {
   zeroes ??= new Uint8Array(ZERO_CHUNK);
@@ -204,14 +206,30 @@ export class FileStorage implements Storage {
     return { data: true, end: Math.min(hole ?? this.length, this.length) };
   }
 
-  truncate(size: number): void {
+  /**
+   * handle_aiocb_truncate: 'falloc' grows with posix_fallocate alone (no ftruncate first),
+   * 'full' sets the size and then writes the new area with zeroes and syncs it.
+   */
+  truncate(size: number, prealloc: GrowMode = 'off'): void {
     this.assertWritable();
+    const old = this.length;
+    if (prealloc === 'falloc' && size > old) {
+      this.preallocate(old, size - old);
+      return;
+    }
     try {
       fs.ftruncateSync(this.fd, size);
     } catch (err) {
       rethrow(err);
     }
     this.length = size;
+    if (prealloc === 'full' && size > old) {
+      const zero = zeroBuffer();
+      for (let pos = old; pos < size; pos += FULL_PREALLOC_CHUNK) {
+        this.write(pos, zero.subarray(0, Math.min(FULL_PREALLOC_CHUNK, size - pos)));
+      }
+      this.flush();
+    }
   }
 
   flush(): void {

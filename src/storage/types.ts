@@ -1,3 +1,6 @@
+/** How new space is provided when a storage grows (QEMU's PreallocMode minus metadata). */
+export type GrowMode = 'off' | 'falloc' | 'full';
+
 /**
  * A flat, byte-addressed container: a host file, or whatever the block layer places where a
  * file would be (a blkdebug filter over a file, a null device). Format drivers such as qcow2
@@ -25,7 +28,12 @@ export interface Storage {
   writeZeroes(offset: number, length: number, unmap: boolean, noFallback?: boolean): void;
   /** Hint that a range is no longer needed; contents afterwards read as zeroes for files. */
   discard(offset: number, length: number): void;
-  truncate(size: number): void;
+  /**
+   * Set the length. Growing with 'falloc' reserves the new blocks (posix_fallocate), with
+   * 'full' writes zeroes into them (file-posix's preallocation modes); 'off' (the default)
+   * leaves a hole. Storages that cannot allocate treat every mode as 'off'.
+   */
+  truncate(size: number, prealloc?: GrowMode): void;
   flush(): void;
   close(): void;
 }

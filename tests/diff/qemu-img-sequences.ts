@@ -2,6 +2,7 @@
  * The qemu-img differential sequences (see qemu-img.test.ts): every subcommand and option of
  * the issue, error paths included, and each qemu-img step of iotest 244.
  */
+import { hostFs } from '../../src/storage/hostfs.ts';
 import type { Sequence, Step } from './img-harness.ts';
 
 const img = (...args: string[]): Step => ({ img: args });
@@ -24,6 +25,43 @@ export const sequences: Sequence[] = [
   { name: 'create with external data file (244)', compareFiles: true, steps: [{ file: 't.qcow2.data', size: 4096, fill: 0x11 }, img('create', '-f', 'qcow2', '-o', 'data_file=t.qcow2.data', 't.qcow2', '64M'), img('check', '-f', 'qcow2', 't.qcow2'), img('create', '-f', 'qcow2', '-o', 'data_file=t.qcow2.data,data_file_raw=on', 't.qcow2', '64M'), img('check', 't.qcow2')] },
   { name: 'create with backing files', compareFiles: true, steps: [mkq('b.qcow2'), img('create', '-f', 'qcow2', '-b', 'b.qcow2', 'n.qcow2'), img('create', '-f', 'qcow2', '-b', 'b.qcow2', '-F', 'qcow2', 'n.qcow2'), img('create', '-f', 'qcow2', '-b', 'b.qcow2', '-F', 'raw', 'r.qcow2'), img('create', '-f', 'qcow2', '-b', 'nonexist', '-F', 'qcow2', 'x.qcow2', '1M'), img('create', '-f', 'qcow2', '-u', '-b', 'nonexist', 'x.qcow2', '1M'), img('create', '-f', 'qcow2', '-u', '-b', 'nonexist', '-F', 'qcow2', 'x.qcow2', '1M'), img('create', '-f', 'qcow2', '-b', 'x', 'x'), img('create', '-f', 'qcow2', '-o', 'backing_file=', 'y', '1M'), img('create', '-f', 'raw', '-b', 'foo', 'y', '1M'), img('create', '-f', 'raw', '-F', 'foo', 'y', '1M')] },
   { name: 'create failures remove the image', compareFiles: true, steps: [img('create', '-f', 'qcow2', 'nodir/x', '1M'), img('create', '-f', 'qcow2', '-o', 'data_file=nodir/d', 'x', '1M'), img('create', '-f', 'qcow2', 'big.qcow2', '4P'), img('create', '-f', 'raw', '-o', 'preallocation=metadata', 'm.raw', '1M'), img('create', '-q', '-f', 'qcow2', 'q.qcow2', '1M')] },
+
+  // file-posix: block status from SEEK_DATA/SEEK_HOLE (written zero blocks are data, fallocated
+  // space reads as holes), allocate_first_block, posix_fallocate for preallocation=falloc.
+  // Needs the native host-file helper (fallocate, SEEK_DATA); without it qtest guesses.
+  ...(hostFs
+    ? [
+      {
+        name: 'map and disk size of sparse and preallocated files',
+        steps: [
+          img('create', '-q', '-f', 'raw', 's.raw', '1M'),
+          io('-f', 'raw', '-c', 'write -P 1 256k 4k', '-c', 'write -P 0 512k 8k', '-c', 'write -z 768k 64k', 's.raw'),
+          img('map', '--output=json', '-f', 'raw', 's.raw'),
+          img('map', '-f', 'raw', 's.raw'),
+          img('create', '-q', '-f', 'raw', '-o', 'preallocation=falloc', 'f.raw', '1M'),
+          img('map', '--output=json', 'f.raw'),
+          img('info', 'f.raw'),
+          img('create', '-q', '-f', 'raw', '-o', 'preallocation=full', 'u.raw', '1M'),
+          img('map', '--output=json', 'u.raw'),
+          img('create', '-q', '-f', 'raw', 'small.raw', '2k'),
+          img('map', '--output=json', 'small.raw'),
+          img('resize', '-f', 'raw', '--preallocation=falloc', 's.raw', '2M'),
+          img('map', '--output=json', '-f', 'raw', 's.raw'),
+          img('info', '-f', 'raw', 's.raw'),
+          img('create', '-q', '-f', 'qcow2', '-o', 'preallocation=falloc', 'q.qcow2', '1M'),
+          img('map', '--output=json', '-f', 'raw', 'q.qcow2'),
+          img('info', 'q.qcow2'),
+          img('resize', '--preallocation=falloc', 'q.qcow2', '2M'),
+          img('map', '--output=json', '-f', 'raw', 'q.qcow2'),
+          img('check', 'q.qcow2'),
+          img('create', '-q', '-f', 'qcow2', '-o', 'preallocation=metadata', 'm.qcow2', '1M'),
+          img('map', '--output=json', 'm.qcow2'),
+          io('-c', 'write -P 1 64k 4k', '-c', 'discard 0 1M', 'q.qcow2'),
+          img('info', 'q.qcow2'),
+        ],
+      },
+    ]
+    : []),
 
   // ---- check
   { name: 'check human/json, allocated statistics, raw without checks', steps: [mkq('a.qcow2'), img('check', 'a.qcow2'), io('-c', 'write -P 1 0 1M', 'a.qcow2'), img('check', 'a.qcow2'), img('check', '--output=json', 'a.qcow2'), img('check', '-q', 'a.qcow2'), img('create', '-q', '-f', 'raw', 'r.raw', '1M'), img('check', 'r.raw'), img('check', '-f', 'raw', '--output=json', 'r.raw'), img('check', 'missing.qcow2'), img('check', '--output=xml', 'a.qcow2'), img('check', '-r', 'foo', 'a.qcow2'), img('check', '-T', 'foo', 'a.qcow2')] },

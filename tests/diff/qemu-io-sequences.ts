@@ -3,6 +3,7 @@
  * and its argument errors, I/O errors, open errors, stream order under `2>&1`, qcow2 images
  * and each qemu-io step of iotest 244.
  */
+import { hostFs } from '../../src/storage/hostfs.ts';
 import type { Sequence, Step } from './harness.ts';
 
 const io = (...args: string[]): Step => ({ io: args });
@@ -71,6 +72,38 @@ export const sequences: Sequence[] = [
   { name: 'qcow2 beyond EOF, truncate, flush', steps: [qcow('t.qcow2', '1M'), io('-f', 'qcow2', 't.qcow2', ...cmds('read 1M 1', 'write 1M 1', 'truncate 2M', 'length', 'write -P 5 1M 512', 'read -P 5 1M 512', 'flush', 'truncate 1M', 'length'))] },
   { name: 'qcow2 VM state (read -b / write -b)', compareFiles: true, steps: [qcow('t.qcow2', '64M'), io('t.qcow2', ...cmds('write -b -P 0x11 1T 4k', 'read -b -P 0x11 1T 4k', 'read -b -P 0 0 4k', 'write -b 0 4M', 'read -b 1 512', 'map')), io('-r', '-c', 'write -b 0 512', 't.qcow2')] },
   { name: 'qcow2 backing chain', steps: [qcow('base.qcow2', '1M'), { setupIo: ['-c', 'write -P 7 0 1M', 'base.qcow2'] }, img('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', 'top.qcow2'), io('top.qcow2', ...cmds('read -P 7 0 1M', 'map', 'alloc 0 1M', 'write -P 8 0 4k', 'map', 'read -P 8 0 4k', 'read -P 7 4k 4k')), io('--image-opts', 'driver=qcow2,file.filename=top.qcow2,backing=null', '-c', 'read -P 0 4k 4k', '-c', 'map'), img('create', '-q', '-f', 'qcow2', '-u', '-b', 'missing.qcow2', '-F', 'qcow2', 'orphan.qcow2', '1M'), io('-c', 'read 0 1', 'orphan.qcow2')] },
+  // handle_alloc_space: a new cluster whose COW regions read as zeroes is zeroed with fallocate
+  // (unwritten extents, holes to SEEK_DATA); COW from a backing file or of subclusters still
+  // copies. The host layout (map -f raw of the image file) and disk size must be QEMU's.
+  // Needs the native host-file helper (fallocate, SEEK_DATA); without it qtest guesses.
+  ...(hostFs
+    ? [
+      {
+        name: 'qcow2 new clusters zeroed without writing: host layout and disk size as QEMU',
+        separateOnly: true,
+        compareFiles: true,
+        steps: [
+          qcow('t.qcow2', '1M'),
+          io('t.qcow2', ...cmds('write -P 1 0 4k', 'write -P 2 128k 4k', 'write -P 3 200k 8k', 'write -P 4 320k 4k', 'write -P 5 400k 130k', 'write -z 0 64k', 'discard 128k 64k', 'map')),
+          { img: ['map', '--output=json', '-f', 'raw', 't.qcow2'] },
+          { img: ['map', '--output=json', 't.qcow2'] },
+          { img: ['info', 't.qcow2'] },
+          qcow('base.qcow2', '1M'),
+          { setupIo: ['-c', 'write -P 7 64k 64k', 'base.qcow2'] },
+          img('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', 'top.qcow2'),
+          io('top.qcow2', ...cmds('write -P 8 68k 4k', 'write -P 9 260k 4k', 'read -P 7 64k 4k', 'read -P 0 256k 4k')),
+          { img: ['map', '--output=json', '-f', 'raw', 'top.qcow2'] },
+          qcow('x.qcow2', '1M', '-o', 'extended_l2=on'),
+          io('x.qcow2', ...cmds('write -P 1 0 1k', 'write -P 2 100k 4k', 'write -P 3 512k 64k')),
+          { img: ['map', '--output=json', '-f', 'raw', 'x.qcow2'] },
+          qcow('s.qcow2', '1M', '-o', 'cluster_size=4k'),
+          io('s.qcow2', ...cmds('write -P 1 0 512', 'write -P 2 6k 1k')),
+          { img: ['map', '--output=json', '-f', 'raw', 's.qcow2'] },
+          { img: ['check', 's.qcow2'] },
+        ],
+      },
+    ]
+    : []),
   { name: 'qcow2 open errors', steps: [qcow(), { file: 'bad.qcow2', size: 512 }, { poke: 'bad.qcow2', offset: 0, hex: '514649fb00000009' }, io('-c', 'read 0 1', 'bad.qcow2'), io('-f', 'qcow2', '-c', 'read 0 1', 'nonexist.qcow2'), { file: 'empty.img', size: 0 }, io('-f', 'qcow2', 'empty.img'), io('--image-opts', 'driver=qcow2'), raw(), io('-c', 'open -o data-file.filename=r.img t.qcow2')] },
 
   { name: 'qcow2 runtime options: cache sizes, clean interval, overlap checks', steps: [qcow(), qcow('v2.qcow2', '1M', '-o', 'compat=0.10'), io('-c', 'open -o lazy-refcounts=on v2.qcow2'), io('-c', 'open -o overlap-check=none,overlap-check.template=all t.qcow2'), io('-c', 'open -o cache-size=1M,l2-cache-size=2M t.qcow2'), io('-c', 'open -o cache-size=1M,l2-cache-size=512k,refcount-cache-size=512k t.qcow2'), io('-c', 'open -o cache-size=1M,refcount-cache-size=2M t.qcow2'), io('-c', 'open -o l2-cache-entry-size=1000 t.qcow2'), io('-c', 'open -o l2-cache-entry-size=128k t.qcow2'), io('-c', 'open -o overlap-check.foo=on t.qcow2'), io('-c', 'open -o refcount-cache-size=1E t.qcow2'), io('-c', 'open -o cache-clean-interval=4294967296 t.qcow2'), io('-c', 'open -o overlap-check.template=foo t.qcow2'), io('-c', 'open -o cache-clean-interval=-1 t.qcow2'), io('-c', 'open -o cache-clean-interval=x t.qcow2'), io('-c', 'open -o overlap-check.inactive-l2=maybe t.qcow2'), io('-c', 'open -o l2-cache-size=1x t.qcow2'), io('-c', 'open -o l2-cache-size=1E,overlap-check=all,overlap-check.inactive-l2=off,cache-clean-interval=0 t.qcow2', '-c', 'write 0 64k', '-c', 'length'), io('-c', 'open -o cache-size=64k,l2-cache-entry-size=512 t.qcow2', '-c', 'read 0 64k')] },

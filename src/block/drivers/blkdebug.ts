@@ -152,6 +152,9 @@ export class BlkdebugNode extends BaseNode {
   override get supportsFuaZeroes(): boolean {
     return this.image.supportsFuaZeroes;
   }
+  override get supportsNoFallbackZeroes(): boolean {
+    return this.image.supportsNoFallbackZeroes;
+  }
   override get clusterSize(): number {
     return this.image.clusterSize;
   }
@@ -210,9 +213,9 @@ export class BlkdebugNode extends BaseNode {
     this.image.write(offset, data, { fua });
   }
 
-  protected override doWriteZeroes(offset: number, length: number, unmap: boolean, fua: boolean): void {
+  protected override doWriteZeroes(offset: number, length: number, unmap: boolean, fua: boolean, noFallback: boolean): void {
     this.check(offset, length, 'write-zeroes');
-    this.image.writeZeroes(offset, length, { unmap, fua });
+    this.image.writeZeroes(offset, length, { unmap, fua, noFallback });
   }
 
   protected override doDiscard(offset: number, length: number): void {

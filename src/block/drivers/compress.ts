@@ -24,6 +24,9 @@ export class CompressNode extends BaseNode {
   override get supportsFuaWrite(): boolean {
     return this.file.supportsFuaWrite;
   }
+  override get supportsNoFallbackZeroes(): boolean {
+    return this.file.supportsNoFallbackZeroes;
+  }
   override get clusterSize(): number {
     return this.file.clusterSize;
   }
@@ -40,8 +43,8 @@ export class CompressNode extends BaseNode {
     this.file.writeCompressed(offset, data);
   }
 
-  protected override doWriteZeroes(offset: number, length: number, unmap: boolean, fua: boolean): void {
-    this.file.writeZeroes(offset, length, { unmap, fua });
+  protected override doWriteZeroes(offset: number, length: number, unmap: boolean, fua: boolean, noFallback: boolean): void {
+    this.file.writeZeroes(offset, length, { unmap, fua, noFallback });
   }
 
   protected override doDiscard(offset: number, length: number): void {

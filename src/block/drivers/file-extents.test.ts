@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EXTENT_BLOCK, ExtentMap, FileExtents, noteZeroFilledFile, recordTruncate, recordWrite, recordZeroes, runAt } from './file-extents.ts';
 import { QDict, openImage } from '../index.ts';
+import { hostFs } from '../../storage/hostfs.ts';
 
 const B = EXTENT_BLOCK;
 
@@ -85,7 +86,8 @@ describe('FileExtents registry', () => {
     expect(ext.current().at(3).state).toBe(-1);
   });
 
-  it('qemu-img map style status of a raw file agrees with what is on disk after writes', () => {
+  // The zero-block guess is only used without the native helper (SEEK_DATA answers otherwise).
+  it.skipIf(hostFs !== null)('qemu-img map style status of a raw file agrees with what is on disk after writes', () => {
     const file = path.join(dir, 'r.raw');
     fs.writeFileSync(file, Buffer.alloc(0));
     fs.truncateSync(file, 1 << 20);

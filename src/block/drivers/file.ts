@@ -2,6 +2,7 @@
  * The `file` protocol driver (QEMU's file-posix) over FileStorage: the host file as a node.
  */
 import { FileStorage } from '../../storage/file.ts';
+import { hostFs } from '../../storage/hostfs.ts';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { BlockOpenError, OptionsError } from '../errors.ts';
 import { checkPath } from '../env.ts';
@@ -29,13 +30,17 @@ export class FileNode extends BaseNode {
     this.path = path;
     this.absPath = absPath;
     this.exactFilename = path;
-    this.extents = new FileExtents(absPath);
+    this.extents = hostFs ? null : new FileExtents(absPath);
   }
 
   override get protocolName(): string {
     return 'file';
   }
   override get supportsFuaWrite(): boolean {
+    return true;
+  }
+  /** file-posix advertises it; without fallocate the storage answers ENOTSUP. */
+  override get supportsNoFallbackZeroes(): boolean {
     return true;
   }
 
@@ -48,16 +53,24 @@ export class FileNode extends BaseNode {
   }
 
   protected doWrite(offset: number, data: Uint8Array, fua: boolean): void {
-    this.extents.beforeChange();
-    this.storage.write(offset, data);
-    this.extents.update((m) => recordWrite(m, offset, data));
+    if (!this.extents) {
+      this.storage.write(offset, data);
+    } else {
+      this.extents.beforeChange();
+      this.storage.write(offset, data);
+      this.extents.update((m) => recordWrite(m, offset, data));
+    }
     if (fua) this.storage.flush();
   }
 
-  protected override doWriteZeroes(offset: number, length: number, unmap: boolean): void {
+  protected override doWriteZeroes(offset: number, length: number, unmap: boolean, _fua: boolean, noFallback: boolean): void {
+    if (!this.extents) {
+      this.storage.writeZeroes(offset, length, unmap, noFallback);
+      return;
+    }
     const old = this.storage.size();
     this.extents.beforeChange();
-    this.storage.writeZeroes(offset, length, unmap);
+    this.storage.writeZeroes(offset, length, unmap, noFallback);
     this.extents.update((m) => {
       recordZeroes(m, offset, Math.min(length, Math.max(0, old - offset)));
       if (offset + length > old) recordTruncate(m, old, offset + length);
@@ -66,6 +79,10 @@ export class FileNode extends BaseNode {
 
   protected override doDiscard(offset: number, length: number): void {
     if (offset >= this.storage.size()) return;
+    if (!this.extents) {
+      this.storage.discard(offset, length);
+      return;
+    }
     this.extents.beforeChange();
     this.storage.discard(offset, length);
     this.extents.update((m) => recordZeroes(m, offset, Math.min(length, this.storage.size() - offset)));
@@ -84,33 +101,41 @@ export class FileNode extends BaseNode {
     if (opts.prealloc === 'metadata') {
       throw new ErrnoError(Errno.ENOTSUP, `Unsupported preallocation mode: ${opts.prealloc}`);
     }
-    // falloc and full allocate the new area; it reads as zeroes either way.
     const old = this.storage.size();
-    this.extents.beforeChange();
-    // raw_regular_truncate(): ftruncate's errno as "Could not resize file: ..."; no file
-    // system takes 2^53 bytes (and Node cannot even pass such a length on).
+    this.extents?.beforeChange();
+    // raw_regular_truncate(): ftruncate's (or posix_fallocate's) errno as "Could not resize
+    // file: ..."; no file system takes 2^53 bytes (and Node cannot even pass such a length on).
     try {
       if (!Number.isSafeInteger(size)) throw new ErrnoError(Errno.EFBIG);
-      this.storage.truncate(size);
+      this.storage.truncate(size, opts.prealloc === 'falloc' || opts.prealloc === 'full' ? opts.prealloc : 'off');
     } catch (err) {
       if (!(err instanceof ErrnoError)) throw err;
-      throw new ErrnoError(err.errno, `Could not resize file: ${strerror(err.errno)}`);
+      const what = opts.prealloc === 'falloc' && size > old ? 'Could not preallocate new data' : 'Could not resize file';
+      throw new ErrnoError(err.errno, `${what}: ${strerror(err.errno)}`);
     }
-    this.extents.update((m) => recordTruncate(m, old, size));
+    this.extents?.update((m) => recordTruncate(m, old, size));
   }
 
   /**
-   * file-posix asks the host with SEEK_DATA/SEEK_HOLE: holes are ZERO, the rest DATA. Node
-   * has no lseek(SEEK_DATA), so holes are inferred: nothing allocated means all hole, a fully
-   * allocated file is all data, otherwise a 4 KiB block reads as a hole when it holds only
-   * zeroes (except the first block, which QEMU allocates when it creates a file). Zeroes
-   * written explicitly into a partly sparse file are the case this cannot tell apart.
+   * file-posix asks the host with SEEK_DATA/SEEK_HOLE (find_allocation): holes are ZERO, the
+   * rest DATA, a data run ending in a partial sector rounds up. Without the native helper
+   * holes are inferred: nothing allocated means all hole, a fully allocated file is all data,
+   * otherwise a 4 KiB block reads as a hole when it holds only zeroes (except the first
+   * block, which QEMU allocates when it creates a file); zeroes written explicitly into a
+   * partly sparse file, and fallocated space, are what this guess gets wrong.
    */
   protected override doBlockStatus(offset: number, length: number): BlockStatus {
     const data = (n: number): BlockStatus => ({ length: n, allocated: true, data: true, zero: false, compressed: false, offset, file: this });
     const hole = (n: number): BlockStatus => ({ length: n, allocated: true, data: false, zero: true, compressed: false, offset, file: this });
     const size = this.storage.size();
     if (offset >= size) return hole(length);
+    if (!this.extents) {
+      const run = this.storage.allocationAt(offset);
+      // No answer from the host (EBUSY and the like): QEMU pretends there are no holes.
+      if (!run || run.end <= offset) return run && !run.data ? hole(length) : data(length);
+      const n = Math.min(length, Math.ceil((run.end - offset) / 512) * 512);
+      return run.data ? data(n) : hole(run.end >= size ? length : n);
+    }
     const allocated = this.storage.allocatedBytes();
     if (allocated === 0) return hole(length);
     if (allocated >= Math.ceil(size / HOLE_BLOCK) * HOLE_BLOCK) return data(length);
@@ -122,8 +147,11 @@ export class FileNode extends BaseNode {
     return hole(runEnd >= size ? length : runEnd - offset);
   }
 
-  /** What is known about the file's data blocks (shared with other nodes on the file). */
-  private readonly extents: FileExtents;
+  /**
+   * What is known about the file's data blocks (shared with other nodes on the file), when
+   * the host cannot be asked (no native helper); null otherwise.
+   */
+  private readonly extents: FileExtents | null;
 
   protected override doCopyRangeTo(dest: BlockNode, srcOffset: number, destOffset: number, length: number): void {
     const target = resolveCopyTarget(dest, destOffset);
@@ -134,9 +162,9 @@ export class FileNode extends BaseNode {
       const n = Math.min(chunk, length - done);
       const part = n === buf.length ? buf : buf.subarray(0, n);
       this.storage.read(srcOffset + done, part);
-      target.node.extents.beforeChange();
+      target.node.extents?.beforeChange();
       target.node.storage.write(target.offset + done, part);
-      target.node.extents.update((m) => recordWrite(m, target.offset + done, part));
+      target.node.extents?.update((m) => recordWrite(m, target.offset + done, part));
     }
   }
 

@@ -18,7 +18,7 @@ import { BlockOpenError } from '../errors.ts';
 import { BaseNode, debugEventOn, type NodeInfo, type TruncateOptions } from '../node.ts';
 import { NodeStorage } from '../storage-adapter.ts';
 import type { Storage } from '../../storage/types.ts';
-import { blockStatusAbove } from '../status.ts';
+import { blockStatusAbove, isAllocated } from '../status.ts';
 import type { BlockDriverDef, DriverOpenContext } from './types.ts';
 import type { BlockNode, BlockStatus } from '../types.ts';
 import { isQcow2Header } from './probe.ts';
@@ -78,8 +78,13 @@ export class Qcow2Node extends BaseNode {
     this.image.write(offset, data);
   }
 
-  protected override doWriteZeroes(offset: number, length: number, unmap: boolean): void {
-    this.image.writeZeroes(offset, length, { unmap });
+  /** qcow2_open: v3 images take BDRV_REQ_NO_FALLBACK (zero flags never write zeroes). */
+  override get supportsNoFallbackZeroes(): boolean {
+    return this.image.header.version >= 3;
+  }
+
+  protected override doWriteZeroes(offset: number, length: number, unmap: boolean, _fua: boolean, noFallback: boolean): void {
+    this.image.writeZeroes(offset, length, { unmap, noFallback });
   }
 
   protected override doWriteCompressed(offset: number, data: Uint8Array): void {
@@ -254,6 +259,17 @@ function backingReader(node: BaseNode): GuestReader {
         pos += s.status.length;
       }
       return true;
+    },
+    isAllocated: (offset, length) => {
+      // bdrv_is_allocated_above below the image: every layer is an intermediate one, whose
+      // shorter run only counts while it ends inside that layer.
+      let n = length;
+      for (let layer: BlockNode | undefined = node; layer; layer = layer.children.get('backing')) {
+        const r = isAllocated(layer, offset, n);
+        if (r.allocated) return true;
+        if (n > r.pnum && offset + r.pnum < layer.length()) n = r.pnum;
+      }
+      return n < length;
     },
   };
 }

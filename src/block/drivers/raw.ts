@@ -30,6 +30,9 @@ export class RawNode extends BaseNode {
   override get supportsFuaZeroes(): boolean {
     return this.file.supportsFuaZeroes;
   }
+  override get supportsNoFallbackZeroes(): boolean {
+    return this.file.supportsNoFallbackZeroes;
+  }
   override get clusterSize(): number {
     return this.file.clusterSize;
   }
@@ -70,10 +73,10 @@ export class RawNode extends BaseNode {
     this.file.write(at, data, { fua });
   }
 
-  protected override doWriteZeroes(offset: number, length: number, unmap: boolean, fua: boolean): void {
+  protected override doWriteZeroes(offset: number, length: number, unmap: boolean, fua: boolean, noFallback: boolean): void {
     const at = this.adjust(offset, length, true);
     this.checkProbedWrite(offset, undefined, length);
-    this.file.writeZeroes(at, length, { unmap, fua });
+    this.file.writeZeroes(at, length, { unmap, fua, noFallback });
   }
 
   protected override doDiscard(offset: number, length: number): void {

@@ -364,7 +364,7 @@ export function writeCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
         if (!vmState(s).saveVmState) throw new ErrnoError(Errno.ENOTSUP);
         vmState(s).saveVmState!(offset, buf!);
       } else if (zflag) {
-        blk.writeZeroes(offset, count, { unmap, fua: flags.fua });
+        blk.writeZeroes(offset, count, { unmap, fua: flags.fua, noFallback });
       } else if (cflag) {
         if (count > BDRV_REQUEST_MAX_BYTES) throw new ErrnoError(Errno.ERANGE);
         blk.writeCompressed(offset, buf!);
