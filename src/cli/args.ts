@@ -26,8 +26,12 @@ export function splitList(values: readonly string[] | undefined): string[] {
   return (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
 }
 
+/** Job counts beyond this are typos (and would not be exact numbers past 2^53). */
+const MAX_POSITIVE = 1024;
+
 export function positiveInt(value: string | undefined, name: string, dflt: number): number {
   if (value === undefined) return dflt;
   if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`${name} needs a positive whole number, got '${value}'`);
+  if (Number(value) > MAX_POSITIVE) throw new UsageError(`${name} needs a whole number from 1 to ${MAX_POSITIVE}, got '${value}'`);
   return Number(value);
 }

@@ -11,7 +11,7 @@ import type { FilterRef } from '../filters/apply.ts';
 import type { FilterDef } from '../filters/types.ts';
 import { formatDiagnostic } from '../scenario/location.ts';
 import type { SourcePos } from '../scenario/location.ts';
-import { TestDirPathPolicy, isPathLike, jsonStrings, pathCandidates, realEscape } from '../scenario/paths.ts';
+import { TestDirPathPolicy, jsonStrings, pathCandidates, realEscape } from '../scenario/paths.ts';
 import { PrintfError, printf, printfBytes } from '../scenario/printf.ts';
 import { Qcow2ToolError, runQcow2Tool } from '../scenario/steps/qcow2-header.ts';
 import type { Condition, Macro, QmpStep, Scenario, Step, StdoutMode, StreamMode } from '../scenario/types.ts';
@@ -139,7 +139,9 @@ function checkStepPaths(step: Step, testDir: string, realTestDir: string, lookup
       if (skipUnknown && err instanceof ExpansionError) continue;
       throw err;
     }
-    const candidates = check === 'path' ? [expanded] : check === 'json' ? jsonStrings(expanded).filter(isPathLike) : pathCandidates(expanded).filter(isPathLike);
+    // Every candidate, not only path-like ones: a plain relative name can leave TEST_DIR through
+    // a symbolic link inside it (realEscape resolves links; other names cost one realpath).
+    const candidates = check === 'path' ? [expanded] : check === 'json' ? jsonStrings(expanded) : pathCandidates(expanded);
     for (const c of candidates) {
       const reason = realEscape(c, testDir, realTestDir);
       if (reason) throw new PathEscapeError(step.at, `path '${c}' is refused: ${reason}; a scenario may only touch files in its TEST_DIR`);
