@@ -692,15 +692,17 @@ function checkOflagCopied(c: Ctx): void {
   for (let i = 0; i < s.l1Size; i++) {
     const l2Offset = s.l1Offset(i);
     if (!l2Offset) continue;
+    // l2_offset >> cluster_bits: the table may be unaligned in a damaged image.
+    const l2Cluster = Math.floor(l2Offset / s.clusterSize);
     let rc: number;
     try {
-      rc = getRefcount(s, l2Offset / s.clusterSize);
+      rc = getRefcount(s, l2Cluster);
     } catch {
       continue;
     }
     if ((rc === 1) !== s.l1Copied(i)) {
       c.res.corruptions++;
-      say(c, `${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${entryHex(s.l1Hi[i]!, s.l1Lo[i]!)} refcount=${refcountText(s, l2Offset / s.clusterSize, rc)}`);
+      say(c, `${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${entryHex(s.l1Hi[i]!, s.l1Lo[i]!)} refcount=${refcountText(s, l2Cluster, rc)}`);
       if (repair) {
         s.l1Hi[i] = rc === 1 ? (s.l1Hi[i]! | HI_COPIED) >>> 0 : (s.l1Hi[i]! & ~HI_COPIED) >>> 0;
         try {

@@ -142,16 +142,22 @@ function refblockOf(s: State, clusterIndex: number): CacheEntry | null {
   return s.refblockCache.get(blockOffset);
 }
 
-/** qcow2_get_refcount() (inexact past 2^53: see getRefcountBig) */
+/**
+ * qcow2_get_refcount() (inexact past 2^53: see getRefcountBig). The index is whole, as QEMU's
+ * `offset >> cluster_bits` is: callers that divide an unaligned offset from a damaged table
+ * must not read between entries (the fuzzer found check doing so: a TypeError).
+ */
 export function getRefcount(s: State, clusterIndex: number): number {
-  const e = refblockOf(s, clusterIndex);
-  return e ? getRefcountEntry(e.data, clusterIndex % s.refcountBlockSize, s.refcountOrder) : 0;
+  const index = Math.floor(clusterIndex);
+  const e = refblockOf(s, index);
+  return e ? getRefcountEntry(e.data, index % s.refcountBlockSize, s.refcountOrder) : 0;
 }
 
 /** qcow2_get_refcount(), exact for every width. */
 export function getRefcountBig(s: State, clusterIndex: number): bigint {
-  const e = refblockOf(s, clusterIndex);
-  return e ? getRefcountEntryBig(e.data, clusterIndex % s.refcountBlockSize, s.refcountOrder) : 0n;
+  const index = Math.floor(clusterIndex);
+  const e = refblockOf(s, index);
+  return e ? getRefcountEntryBig(e.data, index % s.refcountBlockSize, s.refcountOrder) : 0n;
 }
 
 function inSameRefcountBlock(s: State, a: number, b: number): boolean {
