@@ -7,8 +7,49 @@
 import * as zlib from 'node:zlib';
 import { COMPRESSION_ZLIB } from './constants.ts';
 
+/**
+ * Compressed forms of clusters filled with one byte value. Test images are mostly written
+ * with `-P pattern`, and converting them with -c compresses the same cluster over and over;
+ * deflate is deterministic, so the first result serves them all (callers never modify it).
+ */
+const uniformCache = new Map<string, Uint8Array>();
+const UNIFORM_CACHE_LIMIT = 1024;
+
+/** The byte every element of data equals, or -1. */
+function uniformByte(data: Uint8Array): number {
+  if (data.length === 0) return -1;
+  const first = data[0]!;
+  // Word-wise where the buffer allows it: this runs on every compressed cluster.
+  if (data.byteOffset % 4 === 0 && data.length % 4 === 0) {
+    const words = new Uint32Array(data.buffer, data.byteOffset, data.length / 4);
+    const w = (first * 0x01010101) >>> 0;
+    for (let i = 0; i < words.length; i++) if (words[i] !== w) return -1;
+    return first;
+  }
+  for (let i = 1; i < data.length; i++) if (data[i] !== first) return -1;
+  return first;
+}
+
 /** Compressed bytes, or null when they would not fit in maxLength bytes. */
 export function compressCluster(type: number, data: Uint8Array, maxLength: number): Uint8Array | null {
+  const fill = uniformByte(data);
+  if (fill < 0) return compressUncached(type, data, maxLength);
+  const key = `${type}:${fill}:${data.length}`;
+  let out = uniformCache.get(key);
+  if (!out) {
+    out = compressRaw(type, data);
+    if (uniformCache.size >= UNIFORM_CACHE_LIMIT) uniformCache.clear();
+    uniformCache.set(key, out);
+  }
+  return out.length <= maxLength ? out : null;
+}
+
+function compressUncached(type: number, data: Uint8Array, maxLength: number): Uint8Array | null {
+  const out = compressRaw(type, data);
+  return out.length <= maxLength ? out : null;
+}
+
+function compressRaw(type: number, data: Uint8Array): Uint8Array {
   let out: Uint8Array;
   if (type === COMPRESSION_ZLIB) {
     out = zlib.deflateRawSync(data, { windowBits: 12, memLevel: 9, level: zlib.constants.Z_DEFAULT_COMPRESSION });
@@ -17,7 +58,7 @@ export function compressCluster(type: number, data: Uint8Array, maxLength: numbe
       params: { [zlib.constants.ZSTD_c_compressionLevel]: zlib.constants.ZSTD_CLEVEL_DEFAULT },
     });
   }
-  return out.length <= maxLength ? out : null;
+  return out;
 }
 
 /** Length of the zstd frame at off, or -1 when it is not a complete frame. */
