@@ -10,6 +10,7 @@
  * header is opened by name relative to the process's cwd without protocol parsing, and the
  * backing file is opened after the image with the header's format and relative name.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Errno, ErrnoError } from '../../errno.ts';
 import { openQcow2, Qcow2Image, corruptionLine, type GuestReader, type Qcow2BlockStatus } from '../../qcow2/index.ts';
@@ -350,10 +351,57 @@ function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
     openBacking(ctx, node, file);
   } catch (err) {
     node.close();
+    // The depth limit is reported once, not once per level of a 500-image chain.
+    if (err instanceof ChainTooDeepError) throw err.wrapped ? err : new ChainTooDeepError(`Could not open backing file: ${err.message}`, true);
     if (err instanceof BlockOpenError) throw new BlockOpenError(`Could not open backing file: ${err.message}`, err.errno);
     throw err;
   }
   return node;
+}
+
+/**
+ * Image files whose header-named backing chain is being opened, outermost first. QEMU 7.2
+ * follows a chain that loops back on itself until it runs out of memory, and a chain deeper
+ * than the call stack would overflow it here (reads recurse once per level): both stop with
+ * a message instead (found by tests/robustness: "Maximum call stack size exceeded").
+ */
+const openingChain: string[] = [];
+const MAX_BACKING_CHAIN = 500;
+
+class ChainTooDeepError extends BlockOpenError {
+  readonly wrapped: boolean;
+  constructor(message: string, wrapped: boolean) {
+    super(message);
+    this.wrapped = wrapped;
+  }
+}
+
+/** The path of the host file under a node, symlinks resolved; undefined for other nodes. */
+function realHostPath(node: BaseNode): string | undefined {
+  const f = hostFileOf(node);
+  return f ? realPathOr(f.absPath) : undefined;
+}
+
+function realPathOr(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+/** Refuse a header-named backing file that is already in the chain, or one level too many. */
+function guardBackingChain(ctx: DriverOpenContext, file: BaseNode, filename: string): string | undefined {
+  const self = realHostPath(file);
+  if (openingChain.length >= MAX_BACKING_CHAIN) {
+    throw new ChainTooDeepError(`Backing chains deeper than ${MAX_BACKING_CHAIN} images are not supported by the built-in engine`, false);
+  }
+  if (/^[^:/]*:/.test(filename)) return self;
+  const target = realPathOr(path.resolve(ctx.env.cwd, filename));
+  if (target === self || openingChain.includes(target)) {
+    throw new BlockOpenError(`Backing file '${filename}' is already part of this backing chain (the chain loops)`);
+  }
+  return self;
 }
 
 /** bdrv_open_backing_file for a qcow2 node. */
@@ -376,7 +424,14 @@ function openBacking(ctx: DriverOpenContext, node: Qcow2Node, file: BaseNode): v
   // An empty backing format (extension of length 0, or a name starting with NUL) means
   // "probe", as QEMU only passes a non-empty bs->backing_format on.
   const format = typeof reference === 'string' || ctx.options.has('backing.driver') || !header.backingFormat ? undefined : header.backingFormat;
-  const backing = ctx.openChild({ role: 'backing', filename, format, readOnly: true, allowNone: true });
+  const self = implicit && filename !== undefined ? guardBackingChain(ctx, file, filename) : undefined;
+  if (self !== undefined) openingChain.push(self);
+  let backing: BaseNode | undefined;
+  try {
+    backing = ctx.openChild({ role: 'backing', filename, format, readOnly: true, allowNone: true });
+  } finally {
+    if (self !== undefined) openingChain.pop();
+  }
   if (!backing) return;
   attachBacking(node, backing);
   backing.refreshFilename();
