@@ -32,7 +32,7 @@ import {
   updateClusterRefcount,
   updateMaxRefcountTableIndex,
 } from './refcount.ts';
-import { validateTable, writeSnapshots } from './snapshot.ts';
+import { snapshotL1Offset, validateTable, writeSnapshots } from './snapshot.ts';
 import type { State } from './state.ts';
 import { DISCARD_ALWAYS, DISCARD_NEVER, DISCARD_OTHER } from './state.ts';
 
@@ -371,7 +371,7 @@ function expandZeroClusters(s: State, status: StatusCb, report: ((message: strin
   s.l2Cache.empty();
   for (const sn of s.snapshots) {
     try {
-      validateTable(s, sn.l1TableOffset, sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
+      validateTable(s, snapshotL1Offset(sn), sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
     } catch (err) {
       // QEMU reports the table's problem itself; the amend fails with the errno alone.
       if (err instanceof Error) report?.(err.message);

@@ -41,7 +41,7 @@ import {
 } from './entries.ts';
 import { corruptionLine, errnoOf } from './errors.ts';
 import { strerror } from '../errno.ts';
-import { be32, be64, put32, put64, readAt, sizeOf, truncateTo, writeAt, writeSync } from './io.ts';
+import { be32, be64, be64n, put32, put64, readAt, sizeOf, truncateTo, writeAt, writeSync } from './io.ts';
 import { invalidateMetadata, OL_ACTIVE_L2, preWriteOverlapCheck } from './metadata.ts';
 import { writeL1Entry } from './cluster.ts';
 import {
@@ -56,7 +56,7 @@ import {
   writeCaches,
 } from './refcount.ts';
 import type { ReadSnapshotsRepair } from './snapshot.ts';
-import { readSnapshots, validateTable, writeSnapshots } from './snapshot.ts';
+import { readSnapshots, snapshotL1Offset, validateTable, writeSnapshots } from './snapshot.ts';
 import type { BitmapDirEntry } from './bitmaps.ts';
 import { bitmapTableEntryOffset, bitmapTableEntryValid, loadBitmapList } from './bitmaps.ts';
 import type { State } from './state.ts';
@@ -506,10 +506,11 @@ function calculateRefcounts(c: Ctx): void {
     c.res.corruptions++;
   }
   for (const sn of s.snapshots) {
-    if (s.offsetIntoCluster(sn.l1TableOffset)) {
+    const l1Exact = snapshotL1Offset(sn);
+    if (l1Exact % BigInt(s.clusterSize) !== 0n) {
       say(
         c,
-        `ERROR snapshot ${sn.id} (${sn.name}) l1_offset=0x${hex(sn.l1TableOffset)}: L1 table is not cluster aligned; snapshot table entry corrupted`,
+        `ERROR snapshot ${sn.id} (${sn.name}) l1_offset=0x${l1Exact.toString(16)}: L1 table is not cluster aligned; snapshot table entry corrupted`,
       );
       c.res.corruptions++;
       continue;
@@ -846,7 +847,8 @@ function checkReadSnapshotTable(s: State, res: Qcow2CheckResult, fix: number): {
     });
     throw new CheckFailed(errnoOf(err));
   }
-  s.hdr.snapshotsOffset = be64(ptr, 4);
+  const snapshotsOffset = be64n(ptr, 4);
+  s.hdr.snapshotsOffset = Number(snapshotsOffset);
   s.hdr.nbSnapshots = be32(ptr, 0);
   let reduced = 0;
   if (s.hdr.nbSnapshots > QCOW_MAX_SNAPSHOTS && fix & FIX_ERRORS) {
@@ -855,7 +857,7 @@ function checkReadSnapshotTable(s: State, res: Qcow2CheckResult, fix: number): {
     s.hdr.nbSnapshots = QCOW_MAX_SNAPSHOTS;
   }
   try {
-    validateTable(s, s.hdr.snapshotsOffset, s.hdr.nbSnapshots, SNAPSHOT_HEADER_SIZE, SNAPSHOT_HEADER_SIZE * QCOW_MAX_SNAPSHOTS, 'snapshot table');
+    validateTable(s, snapshotsOffset, s.hdr.nbSnapshots, SNAPSHOT_HEADER_SIZE, SNAPSHOT_HEADER_SIZE * QCOW_MAX_SNAPSHOTS, 'snapshot table');
   } catch (err) {
     res.checkErrors++;
     res.messages.push({ text: `ERROR ${(err as Error).message}`, errorReport: true });

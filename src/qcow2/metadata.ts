@@ -10,7 +10,7 @@ import { QCOW_MAX_L1_SIZE, SNAPSHOT_HEADER_SIZE } from './constants.ts';
 import { errnoOf } from './errors.ts';
 import { be32, readAt } from './io.ts';
 import { reftableOffset } from './refcount.ts';
-import { validateTable } from './snapshot.ts';
+import { snapshotL1Offset, validateTable } from './snapshot.ts';
 import type { State } from './state.ts';
 
 export const OL_MAIN_HEADER = 0;
@@ -164,7 +164,7 @@ export function preWriteOverlapCheck(s: State, ignore: number[], offset: number,
 function overlapsInactiveL2(s: State, offset: number, size: number): boolean {
   for (const sn of s.snapshots) {
     try {
-      validateTable(s, sn.l1TableOffset, sn.l1Size, 8, QCOW_MAX_L1_SIZE, '');
+      validateTable(s, snapshotL1Offset(sn), sn.l1Size, 8, QCOW_MAX_L1_SIZE, '');
     } catch (err) {
       // QEMU validates without an error object: only the errno remains.
       throw new ErrnoError(errnoOf(err));

@@ -1,6 +1,11 @@
 /** One entry of the internal snapshot table (QCowSnapshot). */
 export interface Snapshot {
   l1TableOffset: number;
+  /**
+   * The on-disk value when it is beyond 2^53 (no valid offset is; a damaged table): kept exact
+   * so that checks, messages and rewrites of the table see all 64 bits.
+   */
+  l1TableOffsetExact?: bigint;
   l1Size: number;
   id: string;
   name: string;

@@ -39,6 +39,11 @@ const utf8d = new TextDecoder();
 const utf8e = new TextEncoder();
 
 /** qcow2_validate_table() */
+/** A snapshot's L1 table offset with all 64 bits (see Snapshot.l1TableOffsetExact). */
+export function snapshotL1Offset(sn: Snapshot): bigint {
+  return sn.l1TableOffsetExact ?? BigInt(sn.l1TableOffset);
+}
+
 export function validateTable(
   s: State,
   offset: bigint | number,
@@ -108,8 +113,10 @@ export function readSnapshots(s: State, repair: ReadSnapshotsRepair | null): voi
       fail(err);
     }
     offset += known;
+    const l1Raw = be64n(hdr, 0);
     const sn: Snapshot = {
-      l1TableOffset: be64(hdr, 0),
+      l1TableOffset: Number(l1Raw),
+      ...(l1Raw > BigInt(Number.MAX_SAFE_INTEGER) ? { l1TableOffsetExact: l1Raw } : {}),
       l1Size: be32(hdr, 8),
       id: '',
       name: '',
@@ -185,7 +192,8 @@ export function writeSnapshots(s: State): void {
     let o = 0;
     s.snapshots.forEach((sn, i) => {
       o = Math.ceil(o / 8) * 8;
-      put64(buf, o, sn.l1TableOffset);
+      if (sn.l1TableOffsetExact !== undefined) put64n(buf, o, sn.l1TableOffsetExact);
+      else put64(buf, o, sn.l1TableOffset);
       put32(buf, o + 8, sn.l1Size);
       put16(buf, o + 12, encoded[i]!.id.length);
       put16(buf, o + 14, encoded[i]!.name.length);
@@ -419,7 +427,7 @@ export function gotoSnapshot(s: State, idOrName: string): void {
   const index = findByIdOrName(s, idOrName);
   if (index < 0) throw new ErrnoError(Errno.ENOENT);
   const sn = s.snapshots[index]!;
-  validateTable(s, sn.l1TableOffset, sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
+  validateTable(s, snapshotL1Offset(sn), sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
   if (sn.diskSize !== s.size) {
     throw new Qcow2Error(Errno.ENOTSUP, 'qcow2: Loading snapshots with different disk size is not implemented');
   }
@@ -451,7 +459,7 @@ export function deleteSnapshot(s: State, id: string | undefined, name: string | 
   const index = findByIdAndName(s, id, name);
   if (index < 0) throw new Qcow2Error(Errno.ENOENT, "Can't find the snapshot");
   const sn = s.snapshots[index]!;
-  validateTable(s, sn.l1TableOffset, sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
+  validateTable(s, snapshotL1Offset(sn), sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
   s.snapshots.splice(index, 1);
   try {
     writeSnapshots(s);
@@ -482,7 +490,7 @@ export function loadSnapshotTemporarily(s: State, id: string | undefined, name: 
   const index = findByIdAndName(s, id, name);
   if (index < 0) throw new Qcow2Error(Errno.ENOENT, "Can't find snapshot");
   const sn = s.snapshots[index]!;
-  validateTable(s, sn.l1TableOffset, sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
+  validateTable(s, snapshotL1Offset(sn), sn.l1Size, 8, QCOW_MAX_L1_SIZE, 'Snapshot L1 table');
   let l1: { hi: Uint32Array; lo: Uint32Array };
   try {
     l1 = readL1(s, sn.l1TableOffset, sn.l1Size);
