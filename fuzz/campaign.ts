@@ -41,7 +41,7 @@ export interface CampaignOptions {
   onProgress?: (done: number, total: number, stats: CampaignStats) => void;
 }
 
-export type Outcome = 'ok' | 'crash' | 'hang' | 'memory' | 'died';
+export type Outcome = 'ok' | 'crash' | 'hang' | 'memory' | 'died' | 'write-corrupt';
 
 /** Everything kept about a mutant worth reporting. */
 export interface Finding {
@@ -80,6 +80,9 @@ export interface CampaignStats {
   maxRssMiB: number;
   /** Write phases after which the built-in check found the copy corrupt although the mutant was not. */
   writeMadeCorrupt: number;
+  /** Mutants QEMU found clean or leaky whose written copy QEMU checked again, and those it then found corrupt. */
+  writesJudged: number;
+  writeCorruptedImage: number;
   bySeed: Record<string, number>;
   elapsedMs: number;
 }
@@ -176,6 +179,8 @@ function emptyStats(): CampaignStats {
     slowest: null,
     maxRssMiB: 0,
     writeMadeCorrupt: 0,
+    writesJudged: 0,
+    writeCorruptedImage: 0,
     bySeed: {},
     elapsedMs: 0,
   };
@@ -229,14 +234,20 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
         out = await pool.run(job, true);
       }
       const q = await qemuP;
-      classify(index, m, out, q);
+      // Writing to an image QEMU does not call corrupt must not make it corrupt: QEMU judges
+      // the copy the write phase left (the copy's own check above is qtest's).
+      let afterWrite: QemuCheck | null = null;
+      if (useQemu && writeDir && q && (q.exit === 0 || q.exit === 3) && out.kind === 'done' && out.result.checkAfterWrite !== null) {
+        afterWrite = await qemuLimit(() => qemuCheck(writeDir, seed.recipe.main));
+      }
+      classify(index, m, out, q, afterWrite);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
       if (writeDir) fs.rmSync(writeDir, { recursive: true, force: true });
     }
   };
 
-  const classify = (index: number, m: ReturnType<typeof makeMutant>, out: JobOutcome, q: QemuCheck | null): void => {
+  const classify = (index: number, m: ReturnType<typeof makeMutant>, out: JobOutcome, q: QemuCheck | null, afterWrite: QemuCheck | null): void => {
     stats.mutants++;
     stats.bySeed[m.entry.id] = (stats.bySeed[m.entry.id] ?? 0) + 1;
     stats.maxWallMs = Math.max(stats.maxWallMs, out.wallMs);
@@ -286,6 +297,14 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       }
     }
     if (r.checkAfterWrite === 2 && builtin && builtin.verdict !== 'corrupt') stats.writeMadeCorrupt++;
+    if (afterWrite) {
+      stats.writesJudged++;
+      if (afterWrite.exit === 2) {
+        outcome = 'write-corrupt';
+        stats.writeCorruptedImage++;
+        detail = `qemu-img check of the written copy: ${afterWrite.output.split('\n').find((l) => l.trim() !== '') ?? ''}`;
+      }
+    }
     if (outcome !== 'ok' || disagree) {
       findings.push({ ...base, outcome, detail, crashes: r.crashes.length ? r.crashes : undefined, builtin, qemu, checkAfterWrite: r.checkAfterWrite });
     }

@@ -32,7 +32,8 @@ export function summarizeImageFuzz(r: CampaignResult): string {
   } else {
     lines.push('  qemu-img not available: verdicts not compared');
   }
-  if (s.writeMadeCorrupt) lines.push(`  write phase left a copy corrupt that was not before: ${s.writeMadeCorrupt}`);
+  if (s.writesJudged) lines.push(`  writes to clean/leaky mutants judged by qemu-img check afterwards: ${s.writesJudged}, left corrupt: ${s.writeCorruptedImage}`);
+  if (s.writeMadeCorrupt) lines.push(`  write phase left a copy corrupt (qtest's own check) that was not before: ${s.writeMadeCorrupt}`);
   if (!r.companionsIntact) lines.push('  SEED COMPANION FILES WERE MODIFIED (backing/data files must only be read)');
   const disagreements = r.findings.filter((f) => f.outcome === 'ok');
   const failures = r.findings.filter((f) => f.outcome !== 'ok');

@@ -205,7 +205,7 @@ async function main(): Promise<number> {
     process.stdout.write(`  report: ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}\n`);
     const s = r.stats;
     const agreement = s.compared ? (100 * s.agreed) / s.compared : 100;
-    if (s.crashes || s.hangs || s.memory || s.died || !r.companionsIntact || agreement < minAgreement) failed = true;
+    if (s.crashes || s.hangs || s.memory || s.died || s.writeCorruptedImage || !r.companionsIntact || agreement < minAgreement) failed = true;
   }
 
   if (only !== 'images') {
