@@ -470,7 +470,7 @@ function checkRefblocks(c: Ctx): void {
           // of 512, so this float comparison is exact).
           if (offset >= 2 ** 63 - s.clusterSize) throw new Qcow2Error(Errno.EINVAL, 'offset past INT64_MAX');
           truncateTo(s.file, offset + s.clusterSize);
-          c.fileLength = sizeOf(s.file);
+          c.fileLength = fileLength(s);
           const newNb = s.sizeToClusters(c.fileLength);
           c.imrt.ensure(newNb);
           c.res.corruptions--;
@@ -772,9 +772,18 @@ function checkOflagCopied(c: Ctx): void {
   }
 }
 
+/**
+ * bdrv_getlength(bs->file): the file's length in whole sectors. A file whose end was cut
+ * inside a sector counts up to the sector's end, so a table there is not "beyond the end"
+ * (fuzzer finding: a 512-byte-cluster image truncated to 1127 bytes).
+ */
+function fileLength(s: State): number {
+  return Math.ceil(sizeOf(s.file) / 512) * 512;
+}
+
 /** qcow2_check_refcounts() */
 function checkRefcounts(s: State, res: Qcow2CheckResult, fix: number): void {
-  const size = sizeOf(s.file);
+  const size = fileLength(s);
   const nb = s.sizeToClusters(size);
   if (nb > INT_MAX) {
     res.checkErrors++;
@@ -800,7 +809,7 @@ function checkRefcounts(s: State, res: Qcow2CheckResult, fix: number): void {
     res.leaks = 0;
     c.rebuild = false;
     c.imrt.clear();
-    c.fileLength = sizeOf(s.file);
+    c.fileLength = fileLength(s);
     c.fix = 0;
     calculateRefcounts(c);
     c.fix = fix;
