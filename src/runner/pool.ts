@@ -35,7 +35,7 @@ export interface PoolOptions {
   onResult?: (result: ScenarioResult & { transcript?: string }, scenario: Scenario) => void;
 }
 
-const WORKER_URL = new URL('./suite-worker.ts', import.meta.url);
+const WORKER_URL = new URL('./suite-worker-boot.js', import.meta.url);
 
 export async function runInWorkers(scenarios: readonly Scenario[], opts: PoolOptions): Promise<(ScenarioResult & { transcript?: string })[]> {
   const results: (ScenarioResult & { transcript?: string })[] = new Array(scenarios.length);

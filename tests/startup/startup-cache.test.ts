@@ -38,7 +38,7 @@ describe('startup cache', () => {
     const first = run(dir, 'qemu-img', 'info', '/nonexistent/qtest-startup.qcow2');
     const stripped = fs.readdirSync(path.join(dir, 'strip'));
     expect(stripped.length).toBeGreaterThan(10);
-    expect(stripped.every((f) => /^[0-9a-f]{40}\.js$/.test(f))).toBe(true);
+    expect(stripped.every((f) => /^[0-9a-f]{16}\.js$/.test(f))).toBe(true);
     const second = run(dir, 'qemu-img', 'info', '/nonexistent/qtest-startup.qcow2');
     for (const r of [first, second]) {
       expect(r.stdout).toBe(uncached.stdout);
@@ -50,4 +50,27 @@ describe('startup cache', () => {
     expect(fs.readdirSync(path.join(dir, 'strip')).sort()).toEqual([...stripped].sort());
   });
 
+  it('an edit that keeps the size and the mtime still misses the cache', () => {
+    const dir = tempDir();
+    const mod = path.join(dir, 'm.ts');
+    const loader = path.join(dir, 'load.mjs');
+    fs.writeFileSync(
+      loader,
+      `import { installStartupCaches } from ${JSON.stringify(path.join(root, 'bin', 'startup-cache.js'))};\n` +
+        `installStartupCaches();\nconst m = await import(${JSON.stringify(mod)});\nconsole.log(m.value);\n`,
+    );
+    const load = (): string => {
+      const r = spawnSync(process.execPath, [loader], { env: { ...process.env, QTEST_STARTUP_CACHE: path.join(dir, 'cache') }, encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      return r.stdout.trim();
+    };
+    fs.writeFileSync(mod, 'export const value: string = "one";\n');
+    const stamp = fs.statSync(mod);
+    expect(load()).toBe('one');
+    expect(load()).toBe('one');
+    fs.writeFileSync(mod, 'export const value: string = "two";\n');
+    fs.utimesSync(mod, stamp.atime, stamp.mtime);
+    expect(load()).toBe('two');
+    expect(fs.readdirSync(path.join(dir, 'cache', 'strip')).length).toBe(2);
+  });
 });
