@@ -129,8 +129,11 @@ export function scenarioVariables(testDir: string, settings: RunSettings): Recor
 
 type Lookup = (name: string) => string | undefined;
 
-/** Throws PathEscapeError for the first path of a leaf step that leaves TEST_DIR. */
-function checkStepPaths(step: Step, testDir: string, realTestDir: string, lookup: Lookup, skipUnknown: boolean): void {
+/**
+ * Throws PathEscapeError for the first path of a leaf step that leaves TEST_DIR. `cleared`
+ * remembers candidates already found inside it, for walks during which nothing on disk changes.
+ */
+function checkStepPaths(step: Step, testDir: string, realTestDir: string, lookup: Lookup, skipUnknown: boolean, cleared?: Set<string>): void {
   for (const { text, check } of pathStrings(step)) {
     let expanded: string;
     try {
@@ -143,8 +146,10 @@ function checkStepPaths(step: Step, testDir: string, realTestDir: string, lookup
     // a symbolic link inside it (realEscape resolves links; other names cost one realpath).
     const candidates = check === 'path' ? [expanded] : check === 'json' ? jsonStrings(expanded) : pathCandidates(expanded);
     for (const c of candidates) {
+      if (cleared?.has(c)) continue;
       const reason = realEscape(c, testDir, realTestDir);
       if (reason) throw new PathEscapeError(step.at, `path '${c}' is refused: ${reason}; a scenario may only touch files in its TEST_DIR`);
+      cleared?.add(c);
     }
   }
 }
@@ -156,6 +161,9 @@ function checkStepPaths(step: Step, testDir: string, realTestDir: string, lookup
  */
 export function checkPaths(scenario: Scenario, testDir: string, vars: Record<string, string>): void {
   const real = fs.realpathSync(testDir);
+  // Nothing runs during the walk, so a name checked once needs no second realpath (loops and
+  // macros repeat the same names many times).
+  const cleared = new Set<string>();
   const env = new Map(Object.entries(vars));
   const lookup: Lookup = (name) => env.get(name);
   const tryExpand = (text: string): string | undefined => {
@@ -205,9 +213,9 @@ export function checkPaths(scenario: Scenario, testDir: string, vars: Record<str
         }
         default:
           if ('into' in step && step.into !== undefined) {
-            checkStepPaths(step, testDir, real, lookup, true);
+            checkStepPaths(step, testDir, real, lookup, true, cleared);
             assign(step.into, undefined);
-          } else checkStepPaths(step, testDir, real, lookup, true);
+          } else checkStepPaths(step, testDir, real, lookup, true, cleared);
       }
     }
   };
