@@ -19,7 +19,13 @@ function patternChunk(byte: number): Buffer {
 
 /** Whether every byte of buf[start, end) equals `byte`. */
 export function isFilledWith(buf: Uint8Array, byte: number, start = 0, end = buf.length): boolean {
-  const ref = patternChunk(byte & 0xff);
+  const b = byte & 0xff;
+  // Data that is not the pattern usually differs in its first bytes: answer without creating
+  // Buffer views (convert asks this for every 512-byte sector it copies).
+  const probeEnd = Math.min(end, start + 16);
+  for (let i = start; i < probeEnd; i++) if (buf[i] !== b) return false;
+  if (probeEnd === end) return true;
+  const ref = patternChunk(b);
   for (let pos = start; pos < end; pos += CHUNK) {
     const n = Math.min(CHUNK, end - pos);
     const view = Buffer.from(buf.buffer, buf.byteOffset + pos, n);
