@@ -18,16 +18,10 @@ const UNIFORM_CACHE_LIMIT = 1024;
 /** The byte every element of data equals, or -1. */
 function uniformByte(data: Uint8Array): number {
   if (data.length === 0) return -1;
-  const first = data[0]!;
-  // Word-wise where the buffer allows it: this runs on every compressed cluster.
-  if (data.byteOffset % 4 === 0 && data.length % 4 === 0) {
-    const words = new Uint32Array(data.buffer, data.byteOffset, data.length / 4);
-    const w = (first * 0x01010101) >>> 0;
-    for (let i = 0; i < words.length; i++) if (words[i] !== w) return -1;
-    return first;
-  }
-  for (let i = 1; i < data.length; i++) if (data[i] !== first) return -1;
-  return first;
+  if (data.length > 1 && data[1] !== data[0]) return -1;
+  // All bytes are equal exactly when the buffer equals itself shifted by one: one memcmp.
+  const view = Buffer.from(data.buffer, data.byteOffset, data.length);
+  return view.compare(view, 1, data.length, 0, data.length - 1) === 0 ? data[0]! : -1;
 }
 
 /** Compressed bytes, or null when they would not fit in maxLength bytes. */
@@ -94,8 +88,28 @@ function zstdFrameLength(b: Uint8Array, off: number): number {
   return p <= b.length ? p - off : -1;
 }
 
+/**
+ * Clusters that compress to a few bytes (filled with one value, as test patterns are) are
+ * decompressed once per distinct compressed form; the result is shared, callers only read it.
+ */
+const SMALL_COMPRESSED = 256;
+const decompressCache = new Map<string, Uint8Array>();
+
 /** Decompress one cluster; null when the data does not yield exactly clusterSize bytes. */
 export function decompressCluster(type: number, src: Uint8Array, clusterSize: number): Uint8Array | null {
+  if (src.length > SMALL_COMPRESSED) return decompressUncached(type, src, clusterSize);
+  const key = `${type}:${clusterSize}:${Buffer.from(src.buffer, src.byteOffset, src.length).toString('latin1')}`;
+  const hit = decompressCache.get(key);
+  if (hit) return hit;
+  const out = decompressUncached(type, src, clusterSize);
+  if (out) {
+    if (decompressCache.size >= UNIFORM_CACHE_LIMIT) decompressCache.clear();
+    decompressCache.set(key, out);
+  }
+  return out;
+}
+
+function decompressUncached(type: number, src: Uint8Array, clusterSize: number): Uint8Array | null {
   try {
     if (type === COMPRESSION_ZLIB) {
       const out = zlib.inflateRawSync(src, {

@@ -263,8 +263,12 @@ export function writeCompressedGuest(s: State, offset: number, data: Uint8Array)
   if (s.offsetIntoCluster(data.length) && offset + data.length !== s.size) throw new ErrnoError(Errno.EINVAL);
   for (let pos = 0; pos < data.length; pos += s.clusterSize) {
     const chunk = data.subarray(pos, Math.min(pos + s.clusterSize, data.length));
-    const buf = new Uint8Array(s.clusterSize);
-    buf.set(chunk);
+    let buf = chunk;
+    if (chunk.length !== s.clusterSize) {
+      // The image's partial last cluster compresses as a whole cluster padded with zeroes.
+      buf = new Uint8Array(s.clusterSize);
+      buf.set(chunk);
+    }
     const out = compressCluster(s.hdr.compressionType, buf, s.clusterSize - 1);
     if (!out) {
       writeGuest(s, offset + pos, chunk);

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { BDRV_REQUEST_MAX_BYTES } from '../../block/index.ts';
+import type { BlockNode } from '../../block/types.ts';
 import { filledBuffer, isFilledWith } from '../../block/zero.ts';
 import type { ParsedOption } from '../common/getopt.ts';
 import { dumpBuffer, elapsed, now, parsePattern, report } from './report.ts';
@@ -125,12 +126,22 @@ function readBuffer(len: number): Uint8Array {
  * readBuffer() for synchronous reads, whose buffer is dead when the command returns: one
  * buffer is kept and refilled, so large reads do not pay for fresh pages every time.
  */
-function scratchReadBuffer(len: number): Uint8Array {
-  if (len > SCRATCH_MAX) return readBuffer(len);
+function scratchReadBuffer(len: number, prefill: boolean): Uint8Array {
+  if (len > SCRATCH_MAX) return prefill ? readBuffer(len) : new Uint8Array(len);
   if (!scratch || scratch.length < len) scratch = new Uint8Array(Math.max(len, 1 << 20));
   const buf = scratch.subarray(0, len);
-  buf.fill(0xab);
+  if (prefill) buf.fill(0xab);
   return buf;
+}
+
+/**
+ * Whether a read may leave part of its buffer untouched, so the 0xab fill shows: only null
+ * drivers (read-zeroes=off) do; every other node fills the whole buffer or fails.
+ */
+function readMayLeaveGaps(node: BlockNode): boolean {
+  if (node.driver.startsWith('null')) return true;
+  for (const child of node.children.values()) if (readMayLeaveGaps(child)) return true;
+  return false;
 }
 
 const SCRATCH_MAX = 64 << 20;
@@ -250,7 +261,7 @@ export function readCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
     const r = checkSectorAligned(s, offset, count);
     if (r) return r;
   }
-  const buf = scratchReadBuffer(count);
+  const buf = scratchReadBuffer(count, flags.vmstate || readMayLeaveGaps(s.blk!.root));
   const t = timed(
     s,
     () => {
@@ -270,7 +281,7 @@ export function readvCmd(s: IoSession, argv: string[], ct: CmdInfo): number {
   if (typeof parsed === 'number') return parsed;
   const v = vectorArgs(s, parsed.operands, ct);
   if (typeof v === 'number') return v;
-  const buf = scratchReadBuffer(v.total);
+  const buf = scratchReadBuffer(v.total, readMayLeaveGaps(s.blk!.root));
   const t = timed(s, () => s.blk!.read(v.offset, buf), true);
   if (t.errno) return syncDone(s, 'readv', 'read', t, v.offset, v.total, parsed.flags);
   return readDone(s, buf, v.offset, parsed.flags, t);
