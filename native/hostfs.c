@@ -1,7 +1,9 @@
 /*
  * Host file calls Node.js does not expose but QEMU's file-posix driver relies on:
  * fallocate(2) (zero ranges, hole punching, preallocation) and lseek(2) with
- * SEEK_DATA/SEEK_HOLE (block status of sparse files). Built as a Node-API addon so one
+ * SEEK_DATA/SEEK_HOLE (block status of sparse files), and the address of a buffer, which
+ * JavaScript cannot see but the kernel's copy speed depends on (QEMU aligns its I/O
+ * buffers with qemu_blockalign). Built as a Node-API addon so one
  * binary serves every Node version; src/storage/hostfs.ts loads it and falls back to
  * portable behaviour when it is missing.
  *
@@ -12,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdint.h>
 #include <unistd.h>
 
 static int read_args(napi_env env, napi_callback_info info, size_t want, double *out) {
@@ -51,6 +54,19 @@ static napi_value do_lseek(napi_env env, napi_callback_info info) {
   return number(env, r < 0 ? -errno : (double)r);
 }
 
+/* pageOffset(typedArray) -> address of its first byte modulo 4096 | -errno. */
+static napi_value do_page_offset(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  bool is_typed_array = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_is_typedarray(env, argv[0], &is_typed_array) != napi_ok || !is_typed_array)
+    return number(env, -EINVAL);
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, argv[0], NULL, NULL, &data, NULL, NULL) != napi_ok) return number(env, -EINVAL);
+  return number(env, (double)((uintptr_t)data & 4095));
+}
+
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -60,6 +76,7 @@ static void export_fn(napi_env env, napi_value exports, const char *name, napi_c
 NAPI_MODULE_INIT() {
   export_fn(env, exports, "fallocate", do_fallocate);
   export_fn(env, exports, "lseek", do_lseek);
+  export_fn(env, exports, "pageOffset", do_page_offset);
   napi_value constants;
   napi_create_object(env, &constants);
   napi_set_named_property(env, constants, "SEEK_DATA", number(env, SEEK_DATA));

@@ -3,6 +3,8 @@
  * comparisons run as native memcmp over chunks instead of per-byte JavaScript loops, which
  * dominate the run time of large requests otherwise.
  */
+import { alignedBytes } from '../storage/aligned.ts';
+
 const CHUNK = 1 << 20;
 const zeroChunk = Buffer.alloc(CHUNK);
 const patternChunks = new Map<number, Buffer>();
@@ -41,9 +43,8 @@ export function isZeroRange(buf: Uint8Array, start = 0, end = buf.length): boole
 
 /** A new buffer of `len` bytes, all `byte` (uninitialised memory is filled once, natively). */
 export function filledBuffer(len: number, byte: number): Uint8Array {
-  if (byte === 0 || len === 0) return new Uint8Array(len);
-  // A plain Uint8Array over its own ArrayBuffer (no pool offset, Uint8Array's slice()).
-  return new Uint8Array(Buffer.allocUnsafeSlow(len).fill(byte).buffer, 0, len);
+  const buf = alignedBytes(len);
+  return byte === 0 ? buf : buf.fill(byte);
 }
 
 /** Whether a[aStart, aStart + len) equals b[bStart, bStart + len) (memcmp). */

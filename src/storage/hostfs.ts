@@ -13,6 +13,8 @@ export interface HostFs {
   fallocate(fd: number, mode: number, offset: number, length: number): void;
   /** The next data (or hole) offset at or after offset; null when there is none (ENXIO). */
   seek(fd: number, offset: number, what: 'data' | 'hole'): number | null;
+  /** The address of the view's first byte modulo 4096. */
+  pageOffset(view: Uint8Array): number;
 }
 
 /** Linux fallocate(2) mode bits. */
@@ -25,6 +27,7 @@ export const FALLOC = {
 interface Addon {
   fallocate(fd: number, mode: number, offset: number, length: number): number;
   lseek(fd: number, offset: number, whence: number): number;
+  pageOffset(view: Uint8Array): number;
   constants: { SEEK_DATA: number; SEEK_HOLE: number };
 }
 
@@ -48,6 +51,11 @@ function load(): HostFs | null {
     seek(fd, offset, what) {
       const r = addon.lseek(fd, offset, what === 'data' ? addon.constants.SEEK_DATA : addon.constants.SEEK_HOLE);
       if (r === -ENXIO) return null;
+      if (r < 0) throw new ErrnoError(-r);
+      return r;
+    },
+    pageOffset(view) {
+      const r = addon.pageOffset(view);
       if (r < 0) throw new ErrnoError(-r);
       return r;
     },

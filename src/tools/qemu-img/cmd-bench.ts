@@ -14,6 +14,7 @@ import { OPTION_FLUSH_INTERVAL, OPTION_NO_DRAIN, OPTION_PATTERN, cacheMode, imgO
 import { formatFixed } from '../common/cformat.ts';
 import type { Img } from './img.ts';
 import { INT_MAX, imgCvtnum, cvtnumFull, qemuStrtou64 } from '../common/numbers.ts';
+import { alignedBytes } from '../../storage/aligned.ts';
 
 function errnoOf(err: unknown): number {
   return err instanceof ErrnoError ? err.errno : Errno.EIO;
@@ -167,7 +168,7 @@ export function imgBench(img: Img, argv: string[]): number {
     const flushAfter = (i: number): boolean => flushInterval > 0 && (count - i - 1) % flushInterval === 0 && i !== count - 1;
     const adjacent = stepSize === bufsize && bufsize > 0;
     const perBatch = adjacent ? Math.max(1, Math.min(depth, Math.floor(MAX_BATCH_BYTES / bufsize))) : 1;
-    const buf = new Uint8Array(bufsize * perBatch).fill(pattern);
+    const buf = alignedBytes(bufsize * perBatch).fill(pattern);
     const size = Number(imageSize);
     const start = process.hrtime.bigint();
     let pos = offset;

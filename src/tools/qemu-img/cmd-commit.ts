@@ -9,6 +9,7 @@ import { makeEmpty } from './engine.ts';
 import { errorMessage, type Img } from './img.ts';
 import { imgCvtnum } from '../common/numbers.ts';
 import { fullBackingFilename } from '../../block/create.ts';
+import { alignedBytes } from '../../storage/aligned.ts';
 
 const CHUNK = 2 * 1024 * 1024;
 
@@ -131,7 +132,7 @@ function commitRange(top: BlockNode, base: BlockNode): void {
   reopenReadWrite(base);
   const len = top.length();
   if (base.length() < len) base.truncate(len, { exact: false, prealloc: 'off', shrinkAllowed: false });
-  const buf = new Uint8Array(CHUNK);
+  const buf = alignedBytes(CHUNK);
   let offset = 0;
   while (offset < len) {
     const r = allocatedAbove(top, base, offset, Math.min(CHUNK, len - offset));

@@ -7,6 +7,7 @@ import type { BlockBackend } from '../../block/backend.ts';
 import { BDRV_DEFAULT_CACHE, imgOpen, cacheOption, statusAbove, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE, type ImgOpenRequest } from './common.ts';
 import type { Img } from './img.ts';
 import { compareSectors, findNonzeroSector } from '../../block/zero.ts';
+import { alignedBytes } from '../../storage/aligned.ts';
 
 const IO_BUF_SIZE = 2 * 1024 * 1024;
 
@@ -69,8 +70,8 @@ export function imgCompare(img: Img, argv: string[]): number {
 }
 
 function compareImages(img: Img, blk1: BlockBackend, blk2: BlockBackend, filename1: string, filename2: string, strict: boolean): number {
-  const buf1 = new Uint8Array(IO_BUF_SIZE);
-  const buf2 = new Uint8Array(IO_BUF_SIZE);
+  const buf1 = alignedBytes(IO_BUF_SIZE);
+  const buf2 = alignedBytes(IO_BUF_SIZE);
   const size1 = blk1.length();
   const size2 = blk2.length();
   const totalSize = Math.min(size1, size2);

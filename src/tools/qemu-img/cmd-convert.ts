@@ -14,6 +14,7 @@ import { qcow2Of } from './engine.ts';
 import { type Img } from './img.ts';
 import { loadSnapshotArg, parseSnapshotArg, type SnapshotArg } from './snapshot-arg.ts';
 import { imgCvtnum, qemuStrtou64 } from '../common/numbers.ts';
+import { alignedBytes } from '../../storage/aligned.ts';
 
 const SECTOR = 512;
 const IO_BUF_SIZE = 2 * 1024 * 1024;
@@ -243,7 +244,7 @@ function doCopy(img: Img, s: ConvertState, targetIsNew: boolean, presetZero: boo
     s.bufSectors = s.clusterSectors;
   }
   s.sectorNextStatus = 0;
-  const buf = new Uint8Array(s.bufSectors * SECTOR);
+  const buf = alignedBytes(s.bufSectors * SECTOR);
   let sectorNum = 0;
   try {
     while (sectorNum < s.totalSectors) {

@@ -8,6 +8,7 @@ import { Errno, ErrnoError, strerror } from '../../errno.ts';
 import { imgOpen, ImageArgs, LONG_HELP, LONG_OBJECT, LONG_IMAGE_OPTS, LONG_FORCE_SHARE } from './common.ts';
 import type { Img } from './img.ts';
 import { INT64_MAX, INT_MAX, imgCvtnum, cvtnumFull } from '../common/numbers.ts';
+import { alignedBytes } from '../../storage/aligned.ts';
 
 function errnoOf(err: unknown): number {
   return err instanceof ErrnoError ? err.errno : Errno.EIO;
@@ -105,7 +106,7 @@ export function imgDd(img: Img, argv: string[]): number {
       } else {
         inPos = skip * bsz;
       }
-      const buf = new Uint8Array(Number(bsz));
+      const buf = alignedBytes(Number(bsz));
       let outPos = 0;
       while (inPos < size) {
         const n = Number(inPos + bsz > size ? size - inPos : bsz);

@@ -11,6 +11,7 @@ import { QemuError } from '../../block/create-opts.ts';
 import { changeBackingFile } from './engine.ts';
 import { compareSectors } from '../../block/zero.ts';
 import { errorMessage, type Img } from './img.ts';
+import { alignedBytes } from '../../storage/aligned.ts';
 
 const IO_BUF_SIZE = 2 * 1024 * 1024;
 
@@ -97,8 +98,8 @@ export function imgRebase(img: Img, argv: string[]): number {
       const size = blk.length();
       const oldSize = oldBacking ? oldBacking.length() : 0;
       const newSize = newBacking ? newBacking.length() : 0;
-      const bufOld = new Uint8Array(IO_BUF_SIZE);
-      const bufNew = new Uint8Array(IO_BUF_SIZE);
+      const bufOld = alignedBytes(IO_BUF_SIZE);
+      const bufNew = alignedBytes(IO_BUF_SIZE);
       for (let offset = 0; offset < size; ) {
         let n = Math.min(IO_BUF_SIZE, size - offset);
         const st = bs.blockStatus(offset, n);

@@ -14,6 +14,7 @@ import type { ParsedOption } from '../common/getopt.ts';
 import { dumpBuffer, elapsed, now, parsePattern, report } from './report.ts';
 import { type IoSession, errnoOf, failedText } from './session.ts';
 import { cmdGetopt, usage, type CmdInfo } from './command-support.ts';
+import { alignedBytes } from '../../storage/aligned.ts';
 
 const INT_MAX = 2 ** 31 - 1;
 
@@ -127,8 +128,8 @@ function readBuffer(len: number): Uint8Array {
  * buffer is kept and refilled, so large reads do not pay for fresh pages every time.
  */
 function scratchReadBuffer(len: number, prefill: boolean): Uint8Array {
-  if (len > SCRATCH_MAX) return prefill ? readBuffer(len) : new Uint8Array(len);
-  if (!scratch || scratch.length < len) scratch = new Uint8Array(Math.max(len, 1 << 20));
+  if (len > SCRATCH_MAX) return prefill ? readBuffer(len) : alignedBytes(len);
+  if (!scratch || scratch.length < len) scratch = alignedBytes(Math.max(len, 1 << 20));
   const buf = scratch.subarray(0, len);
   if (prefill) buf.fill(0xab);
   return buf;
@@ -316,7 +317,7 @@ function bufferFromFile(s: IoSession, len: number, fileName: string): Uint8Array
     s.err(`${fileName}: file is empty\n`);
     return null;
   }
-  const buf = new Uint8Array(len);
+  const buf = alignedBytes(len);
   for (let p = 0; p < len; p += data.length) buf.set(data.subarray(0, Math.min(data.length, len - p)), p);
   return buf;
 }
