@@ -41,7 +41,7 @@ export function isZeroRange(buf: Uint8Array, start = 0, end = buf.length): boole
   return isFilledWith(buf, 0, start, end);
 }
 
-/** A new buffer of `len` bytes, all `byte` (uninitialised memory is filled once, natively). */
+/** A new buffer of `len` bytes, all `byte` (page-aligned when large, see alignedBytes). */
 export function filledBuffer(len: number, byte: number): Uint8Array {
   const buf = alignedBytes(len);
   return byte === 0 ? buf : buf.fill(byte);
