@@ -29,6 +29,7 @@ import {
   getRefcountEntryBig,
   reftableOffset,
   setRefcountEntry,
+  unalignedRefblockOffset,
   updateClusterRefcount,
   updateMaxRefcountTableIndex,
 } from './refcount.ts';
@@ -450,8 +451,9 @@ function changeRefcountOrder(s: State, newOrder: number, hooks: AmendHooks, stat
         }
         continue;
       }
-      if (s.offsetIntoCluster(off)) {
-        s.signalCorruption(true, `Refblock offset ${hexp(off)} unaligned (reftable index: ${hexp(r)})`);
+      const unaligned = unalignedRefblockOffset(s, r);
+      if (unaligned !== null) {
+        s.signalCorruption(true, `Refblock offset ${hexp(unaligned)} unaligned (reftable index: ${hexp(r)})`);
         throw new Qcow2Error(Errno.EIO, 'Image is corrupt (unaligned refblock offset)');
       }
       let data = step('Failed to retrieve refblock', () => s.refblockCache.get(off).data);

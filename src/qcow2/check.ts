@@ -50,6 +50,7 @@ import {
   getRefcountBig,
   parseCompressed,
   refcountText,
+  reftableEntryExact,
   setRefcountEntry,
   updateMaxRefcountTableIndex,
   updateRefcount,
@@ -449,13 +450,16 @@ function checkRefblocks(c: Ctx): void {
     const raw = s.refcountTable[i]!;
     const offset = raw - (raw % 512);
     const cluster = Math.floor(offset / s.clusterSize);
-    if (raw % 512 & REFT_LO_RESERVED) {
+    // Entries past 2^53 are judged on their exact bits (a float has lost the low ones).
+    const exact = raw >= 2 ** 53 ? reftableEntryExact(s, i) : null;
+    const reserved = exact === null ? raw % 512 : Number(exact & 0x1ffn);
+    if (reserved & REFT_LO_RESERVED) {
       say(c, `ERROR refcount table entry ${i} has reserved bits set`);
       c.res.corruptions++;
       c.rebuild = true;
       continue;
     }
-    if (s.offsetIntoCluster(offset)) {
+    if (exact === null ? s.offsetIntoCluster(offset) : exact % BigInt(s.clusterSize) !== 0n) {
       say(c, `ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`);
       c.res.corruptions++;
       c.rebuild = true;

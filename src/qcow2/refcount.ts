@@ -10,7 +10,7 @@
  */
 import { Errno, ErrnoError } from '../errno.ts';
 import type { CacheEntry } from './cache.ts';
-import { COMPRESSED_SECTOR_SIZE, HEADER_OFF_REFTABLE_OFFSET, HI_OFFSET_MASK, LO_OFFSET_MASK, QCOW_MAX_REFTABLE_SIZE, TWO32 } from './constants.ts';
+import { COMPRESSED_SECTOR_SIZE, HEADER_OFF_REFTABLE_OFFSET, HI_OFFSET_MASK, LO_OFFSET_MASK, QCOW_MAX_REFTABLE_SIZE, REFT_LO_RESERVED, TWO32 } from './constants.ts';
 import { be32, discardAt, flushStorage, put32, put64, put64n, readAt, writeSync } from './io.ts';
 import type { DiscardType, State } from './state.ts';
 import { DISCARD_NEVER, DISCARD_OTHER } from './state.ts';
@@ -104,6 +104,32 @@ export function reftableOffset(raw: number): number {
   return raw - (raw % 512);
 }
 
+const EXACT_LIMIT = 2 ** 53;
+
+/** Reftable entry i as stored in the image, exact also beyond 2^53. */
+export function reftableEntryExact(s: State, i: number): bigint {
+  const raw = s.refcountTable[i]!;
+  return raw >= EXACT_LIMIT ? (s.refcountTableHuge.get(i) ?? BigInt(raw)) : BigInt(raw);
+}
+
+/** The exact offset of reftable entry i's refblock when it is not cluster aligned, else null. */
+export function unalignedRefblockOffset(s: State, i: number): bigint | null {
+  const off = reftableOffset(s.refcountTable[i]!);
+  if (!s.offsetIntoCluster(off) && off < EXACT_LIMIT) return null;
+  const exact = reftableEntryExact(s, i) & ~BigInt(REFT_LO_RESERVED);
+  return exact % BigInt(s.clusterSize) === 0n ? null : exact;
+}
+
+/**
+ * REFT_OFFSET_MASK of reftable entry i, after checking that it is cluster aligned as QEMU
+ * does before it reads a refblock (the message names the exact offset, whatever its size).
+ */
+export function alignedRefblockOffset(s: State, i: number): number {
+  const bad = unalignedRefblockOffset(s, i);
+  if (bad !== null) throw s.signalCorruption(true, `Refblock offset ${hexp(bad)} unaligned (reftable index: ${hexp(i)})`);
+  return reftableOffset(s.refcountTable[i]!);
+}
+
 export function updateMaxRefcountTableIndex(s: State): void {
   let i = s.refcountTableSize - 1;
   while (i > 0 && reftableOffset(s.refcountTable[i]!) === 0) i--;
@@ -119,6 +145,7 @@ export function refcountInit(s: State): void {
   const n = s.hdr.refcountTableClusters * (s.clusterSize / 8);
   s.refcountTableSize = n;
   s.refcountTable = new Float64Array(n);
+  s.refcountTableHuge = new Map();
   if (n > 0) {
     const buf = new Uint8Array(n * 8);
     readAt(s.file, s.refcountTableOffset, buf);
@@ -135,8 +162,11 @@ export function refcountInit(s: State): void {
       if (bytes.compare(zeroBlock, 0, (end - first) * 8, first * 8, end * 8) === 0) continue;
       for (let i = first; i < end; i++) {
         if ((words[2 * i]! | words[2 * i + 1]!) === 0) continue;
-        const v = view.getUint32(8 * i) * TWO32 + view.getUint32(8 * i + 4);
+        const hi = view.getUint32(8 * i);
+        const lo = view.getUint32(8 * i + 4);
+        const v = hi * TWO32 + lo;
         table[i] = v;
+        if (v >= EXACT_LIMIT) s.refcountTableHuge.set(i, (BigInt(hi) << 32n) | BigInt(lo));
         if (reftableOffset(v) !== 0) last = i;
       }
     }
@@ -148,12 +178,8 @@ export function refcountInit(s: State): void {
 function refblockOf(s: State, clusterIndex: number): CacheEntry | null {
   const tableIndex = Math.floor(clusterIndex / s.refcountBlockSize);
   if (tableIndex >= s.refcountTableSize) return null;
-  const blockOffset = reftableOffset(s.refcountTable[tableIndex]!);
-  if (!blockOffset) return null;
-  if (s.offsetIntoCluster(blockOffset)) {
-    throw s.signalCorruption(true, `Refblock offset ${hexp(blockOffset)} unaligned (reftable index: ${hexp(tableIndex)})`);
-  }
-  return s.refblockCache.get(blockOffset);
+  if (!reftableOffset(s.refcountTable[tableIndex]!)) return null;
+  return s.refblockCache.get(alignedRefblockOffset(s, tableIndex));
 }
 
 /**
@@ -190,13 +216,7 @@ type Again = typeof AGAIN;
 function allocRefcountBlock(s: State, clusterIndex: number): CacheEntry | Again {
   const tableIndex = Math.floor(clusterIndex / s.refcountBlockSize);
   if (tableIndex < s.refcountTableSize) {
-    const off = reftableOffset(s.refcountTable[tableIndex]!);
-    if (off) {
-      if (s.offsetIntoCluster(off)) {
-        throw s.signalCorruption(true, `Refblock offset ${hexp(off)} unaligned (reftable index: ${hexp(tableIndex)})`);
-      }
-      return s.refblockCache.get(off);
-    }
+    if (reftableOffset(s.refcountTable[tableIndex]!)) return s.refblockCache.get(alignedRefblockOffset(s, tableIndex));
   }
 
   // The refcount table is written below and may refer to blocks an L2 update depends on.

@@ -84,8 +84,11 @@ export class State {
   l1Lo: Uint32Array = new Uint32Array(0);
   l1VmStateIndex = 0;
 
-  // Refcount table (raw entries; values beyond 2^53 are absurd anyway).
+  // Refcount table (raw entries). A float cannot hold the low bits of an entry at or beyond
+  // 2^53 (only damaged tables have them), so those entries are also kept exactly, for check's
+  // reserved-bit and alignment verdicts and QEMU's corruption messages.
   refcountTable: Float64Array = new Float64Array(0);
+  refcountTableHuge = new Map<number, bigint>();
   refcountTableSize = 0;
   maxRefcountTableIndex = 0;
   freeClusterIndex = 0;
