@@ -66,6 +66,10 @@ export interface CampaignStats {
   died: number;
   compared: number;
   agreed: number;
+  /** Mutants whose built-in check printed exactly QEMU's stdout and stderr (first 64 KiB of each). */
+  textAgreed: number;
+  /** The first of the others: the mutant and the first line where the texts part. */
+  textDiffers: Array<{ index: number; seed: string; stream: 'stdout' | 'stderr'; qemu: string; qtest: string }>;
   qemuTimeouts: number;
   /** builtin verdict -> qemu verdict -> count */
   matrix: Record<string, Record<string, number>>;
@@ -103,6 +107,24 @@ interface SeedEntry {
   id: string;
   makers: Maker[];
   layout: Layout;
+}
+
+const TEXT_DIFFERS_KEPT = 50;
+
+/** Where the built-in check's text first parts from QEMU's (stdout first), or null when equal. */
+function firstDifference(
+  qtest: { stdout: string; stderr: string },
+  qemu: { stdout: string; stderr: string },
+): { stream: 'stdout' | 'stderr'; qemu: string; qtest: string } | null {
+  for (const stream of ['stdout', 'stderr'] as const) {
+    if (qtest[stream] === qemu[stream]) continue;
+    const a = qemu[stream].split('\n');
+    const b = qtest[stream].split('\n');
+    let i = 0;
+    while (i < a.length && i < b.length && a[i] === b[i]) i++;
+    return { stream, qemu: a[i] ?? '(end)', qtest: b[i] ?? '(end)' };
+  }
+  return null;
 }
 
 function sha256(b: Uint8Array): string {
@@ -170,6 +192,8 @@ function emptyStats(): CampaignStats {
     died: 0,
     compared: 0,
     agreed: 0,
+    textAgreed: 0,
+    textDiffers: [],
     qemuTimeouts: 0,
     matrix: {},
     qemuFirstLines: {},
@@ -294,6 +318,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
         row[qemu.verdict] = (row[qemu.verdict] ?? 0) + 1;
         if (builtin.verdict === qemu.verdict) stats.agreed++;
         else disagree = true;
+        const differ = firstDifference(r.builtinCheck!, q);
+        if (!differ) stats.textAgreed++;
+        else if (stats.textDiffers.length < TEXT_DIFFERS_KEPT) stats.textDiffers.push({ index, seed: base.seed, ...differ });
       }
     }
     if (r.checkAfterWrite === 2 && builtin && builtin.verdict !== 'corrupt') stats.writeMadeCorrupt++;

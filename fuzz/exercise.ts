@@ -21,6 +21,7 @@ import { PathRefusedError } from '../src/tools/context.ts';
 import type { OutputSink } from '../src/tools/output.ts';
 import { qemuImgMain } from '../src/tools/qemu-img/main.ts';
 import { TestDirPathPolicy } from '../src/scenario/paths.ts';
+import { CappedText } from './verdict.ts';
 
 export interface Job {
   /** The mutant's directory (main image plus the seed's companions); only read. */
@@ -49,8 +50,8 @@ export interface Crash {
 export interface ExerciseResult {
   ops: OpRecord[];
   crashes: Crash[];
-  /** Exit status of the built-in `qemu-img check -f qcow2` and its output. */
-  builtinCheck: { exit: number; output: string } | null;
+  /** Exit status of the built-in `qemu-img check -f qcow2` and its output (each stream capped as QEMU's). */
+  builtinCheck: { exit: number; output: string; stdout: string; stderr: string } | null;
   /** Exit status of the built-in check on the copy after the write phase. */
   checkAfterWrite: number | null;
   notes: string[];
@@ -132,28 +133,26 @@ function readEveryCluster(blk: BlockBackend, clusterSize: number, notes: string[
   }
 }
 
-/** Keeps the first 64 KiB of a tool's output: a damaged image can make check print megabytes. */
+/** Keeps the beginning of each stream, as qemuCheck does for real QEMU. */
 class CappedSink implements OutputSink {
-  text = '';
-  dropped = 0;
-  private add(t: string): void {
-    if (this.text.length < 65536) this.text += t;
-    else this.dropped += t.length;
-  }
+  readonly out = new CappedText();
+  readonly err = new CappedText();
   stdout(t: string): void {
-    this.add(t);
+    this.out.add(t);
   }
   stderr(t: string): void {
-    this.add(t);
+    this.err.add(t);
   }
   flushStdout(): void {}
 }
 
-function builtinCheck(dir: string, main: string): Promise<{ exit: number; output: string }> {
-  const out = new CappedSink();
-  return qemuImgMain(['check', '-f', 'qcow2', main], { out, cwd: dir, env: {} }).then((exit) => ({
+function builtinCheck(dir: string, main: string): Promise<{ exit: number; output: string; stdout: string; stderr: string }> {
+  const sink = new CappedSink();
+  return qemuImgMain(['check', '-f', 'qcow2', main], { out: sink, cwd: dir, env: {} }).then((exit) => ({
     exit,
-    output: out.dropped ? `${out.text}\n[${out.dropped} more characters]` : out.text,
+    output: `${sink.out}${sink.err}`,
+    stdout: sink.out.text,
+    stderr: sink.err.text,
   }));
 }
 

@@ -29,6 +29,7 @@ export function summarizeImageFuzz(r: CampaignResult): string {
   ];
   if (r.qemuAvailable && r.options.qemu) {
     lines.push(`  check verdict equal to qemu-img check: ${s.agreed}/${s.compared} (${pct(s.agreed, s.compared)}), qemu-img timeouts ${s.qemuTimeouts}`);
+    lines.push(`  check text (stdout and stderr) identical to qemu-img check's: ${s.textAgreed}/${s.compared} (${pct(s.textAgreed, s.compared)})`);
   } else {
     lines.push('  qemu-img not available: verdicts not compared');
   }
@@ -84,6 +85,11 @@ export function imageFuzzMarkdown(r: CampaignResult): string {
     `Typed errors by operation: ${Object.entries(s.typedErrors)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
+    '',
+    `## Check text (stdout and stderr identical to QEMU's: ${s.textAgreed}/${s.compared}, ${pct(s.textAgreed, s.compared)})`,
+    '',
+    ...(s.textDiffers.length ? ['First line where the texts part, for the first mutants that differ:', ''] : []),
+    ...s.textDiffers.map((d) => `- #${d.index} (${d.seed}) ${d.stream}: QEMU \`${d.qemu.slice(0, 200)}\`, qtest \`${d.qtest.slice(0, 200)}\``),
     '',
     '## What QEMU said (first line of qemu-img check, numbers masked)',
     '',

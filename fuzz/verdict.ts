@@ -27,9 +27,29 @@ export function verdictOf(exit: number | null): Verdict {
 
 export interface QemuCheck {
   exit: number | null;
-  /** stdout then stderr, as captured. */
+  /** stdout then stderr. */
   output: string;
+  /** Each stream's first OUTPUT_CAP characters. */
+  stdout: string;
+  stderr: string;
   timedOut: boolean;
+}
+
+/** How much of each stream is kept: a damaged image can make check print megabytes. */
+export const OUTPUT_CAP = 65536;
+
+/** Collects a stream's first OUTPUT_CAP characters and counts the rest. */
+export class CappedText {
+  text = '';
+  dropped = 0;
+  add(t: string): void {
+    const room = OUTPUT_CAP - this.text.length;
+    if (room > 0) this.text += t.length <= room ? t : t.slice(0, room);
+    this.dropped += Math.max(0, t.length - Math.max(room, 0));
+  }
+  toString(): string {
+    return this.dropped ? `${this.text}\n[${this.dropped} more characters]` : this.text;
+  }
 }
 
 /** Real `qemu-img check -f qcow2 FILE` in `cwd` (relative backing/data file names resolve there). */
@@ -37,15 +57,17 @@ export function qemuCheck(cwd: string, file: string, timeoutMs = 30_000, repair?
   const args = ['check', '-f', 'qcow2', ...(repair ? ['-r', repair] : []), file];
   return new Promise((resolve) => {
     const child = spawn('qemu-img', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    // Only the beginning is kept: a damaged image can make check print megabytes.
-    let output = '';
-    let dropped = 0;
-    const take = (d: Buffer): void => {
-      if (output.length < 65536) output += d.toString();
-      else dropped += d.length;
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
+    const stdout = new CappedText();
+    const stderr = new CappedText();
+    child.stdout.setEncoding('utf8').on('data', (d: string) => stdout.add(d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => stderr.add(d));
+    const result = (exit: number | null): QemuCheck => ({
+      exit,
+      output: `${stdout}${stderr}`,
+      stdout: stdout.text,
+      stderr: stderr.text,
+      timedOut,
+    });
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -53,12 +75,11 @@ export function qemuCheck(cwd: string, file: string, timeoutMs = 30_000, repair?
     }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
-      resolve({ exit: null, output: String(err), timedOut: false });
+      resolve({ exit: null, output: String(err), stdout: '', stderr: String(err), timedOut: false });
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (dropped) output += `\n[${dropped} more bytes]`;
-      resolve({ exit: timedOut ? null : code, output, timedOut });
+      resolve(result(timedOut ? null : code));
     });
   });
 }
