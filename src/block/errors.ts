@@ -8,10 +8,13 @@ import { Errno } from '../errno.ts';
 /** A block node could not be opened; `message` is what QEMU's Error would say. */
 export class BlockOpenError extends Error {
   readonly errno: number;
-  constructor(message: string, errno: number = Errno.EINVAL) {
+  /** What error_report_err prints after the message (error_append_hint), newline included. */
+  readonly hint: string | undefined;
+  constructor(message: string, errno: number = Errno.EINVAL, hint?: string) {
     super(message);
     this.name = 'BlockOpenError';
     this.errno = errno;
+    this.hint = hint;
   }
 }
 

@@ -48,6 +48,7 @@ import {
   flushCaches,
   getRefcount,
   getRefcountBig,
+  compressedOffsetExact,
   parseCompressed,
   refcountText,
   reftableEntryExact,
@@ -206,13 +207,13 @@ function say(c: Ctx, text: string, errorReport = false): void {
 const hex = (v: number): string => v.toString(16);
 
 /** qcow2_inc_refcounts_imrt() */
-function incRefcounts(c: Ctx, offset: number, size: number): void {
+function incRefcounts(c: Ctx, offset: number, size: number, exactOffset?: bigint): void {
   const s = c.s;
   if (size <= 0) return;
   if (offset + size - c.fileLength >= s.clusterSize) {
     say(
       c,
-      `ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x${hex(offset)} size 0x${hex(size)}`,
+      `ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x${(exactOffset ?? offset).toString(16)} size 0x${hex(size)}`,
     );
     c.res.corruptions++;
     return;
@@ -299,8 +300,7 @@ function checkRefcountsL2(c: Ctx, l2Offset: number, fragInfo: boolean, active: b
     switch (type) {
       case CT_COMPRESSED: {
         if (hi & HI_COPIED) {
-          const { offset } = parseCompressed(s, hi, lo);
-          say(c, `ERROR: coffset=0x${hex(offset)}: copied flag must never be set for compressed clusters`);
+          say(c, `ERROR: coffset=0x${compressedOffsetExact(s, hi, lo).toString(16)}: copied flag must never be set for compressed clusters`);
           hi = (hi & ~HI_COPIED) >>> 0;
           c.res.corruptions++;
         }
@@ -315,7 +315,7 @@ function checkRefcountsL2(c: Ctx, l2Offset: number, fragInfo: boolean, active: b
           break;
         }
         const cmp = parseCompressed(s, hi, lo);
-        incRefcounts(c, cmp.offset, cmp.size);
+        incRefcounts(c, cmp.offset, cmp.size, cmp.offset >= 2 ** 53 ? compressedOffsetExact(s, hi, lo) : undefined);
         if (fragInfo) {
           c.res.allocatedClusters++;
           c.res.compressedClusters++;
@@ -793,7 +793,8 @@ function checkRefcounts(s: State, res: Qcow2CheckResult, fix: number): void {
     res.checkErrors++;
     throw new CheckFailed(Errno.EFBIG);
   }
-  res.totalClusters = s.sizeToClusters(s.size);
+  // QEMU counts the clusters of bs->total_sectors, the header size rounded down to sectors.
+  res.totalClusters = s.sizeToClusters(s.size - (s.size % 512));
   const c: Ctx = { s, res, fix, rebuild: false, imrt: new Imrt(nb), fileLength: size };
   calculateRefcounts(c);
   const pre = { ...res, messages: [...res.messages] };
@@ -890,6 +891,7 @@ function checkReadSnapshotTable(s: State, res: Qcow2CheckResult, fix: number): {
   } catch (err) {
     res.checkErrors++;
     res.messages.push({ text: `ERROR failed to read the snapshot table: ${(err as Error).message}`, errorReport: true });
+    if (err instanceof Qcow2Error && err.hint) res.messages.push({ text: err.hint.replace(/\n$/, '') });
     s.hdr.snapshotsOffset = 0;
     s.hdr.nbSnapshots = 0;
     s.snapshots = [];

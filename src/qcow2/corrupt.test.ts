@@ -321,6 +321,26 @@ const OPEN_CASES: OpenCase[] = [
     },
     message: 'data-file-raw requires a data file',
   },
+  // Found by the fuzzer's text comparison: QEMU prints the 32-bit field with %d.
+  {
+    name: 'encryption method with the top bit set',
+    bytes: () => {
+      const b = baseImage();
+      be32(b, 32, 4169866668);
+      return b;
+    },
+    message: 'Unsupported encryption method -125100628',
+  },
+  // QEMU tests the L1 size before anything the engine adds for sizes past 2^53.
+  {
+    name: 'size past 2^53 with a one-entry L1 table',
+    bytes: () => {
+      const b = baseImage();
+      be64(b, 24, 1n << 54n);
+      return b;
+    },
+    message: 'L1 table is too small',
+  },
 ];
 
 describe('open-time damage gives a typed error with QEMU’s message', () => {
@@ -527,6 +547,16 @@ describe('check reports damage like qemu-img check', () => {
         return b;
       },
     },
+    // Found by the fuzzer's text comparison: a compressed descriptor's offset past 2^53 is
+    // printed exactly (the engine's double rounded 0x3fffffffffffff up to 0x40000000000000).
+    {
+      name: 'compressed entry with the COPIED flag and an offset past 2^53',
+      bytes: () => {
+        const b = baseImage({ write: true });
+        be64(b, L2, 0xc03fffffffffffffn);
+        return b;
+      },
+    },
     // Entries past 2^53 keep their low bits (fuzz seed 2 #1133: a float had rounded them away,
     // so all-ones entries were "outside image" instead of having reserved bits set).
     {
@@ -584,6 +614,29 @@ describe('check reports damage like qemu-img check', () => {
       }
     });
   }
+});
+
+describe('snapshot table damage carries QEMU\'s hint', () => {
+  it('too much extra metadata: the error, and the hint qemu-img prints after it', () => {
+    const f = path.join(dir, `snap${counter++}.qcow2`);
+    const st = FileStorage.open(f, { create: true, truncate: true });
+    createQcow2(st, { size: 64 << 20 });
+    const img = openQcow2({ file: st });
+    img.createSnapshot({ name: 'one' });
+    img.close();
+    st.close();
+    const b = fs.readFileSync(f);
+    const table = Number(b.readBigUInt64BE(64));
+    be32(b, table + 36, 1024 + 1);
+    const file = place(b);
+    const err = openError(file);
+    expect(err.message).toBe('Too much extra metadata in snapshot table entry 0');
+    expect((err as Qcow2Error).hint).toBe('You can force-remove this extra metadata with qemu-img check -r all\n');
+    if (haveQemu()) {
+      const r = qemuIo(['-f', 'qcow2', '-c', 'read 0 512', file]);
+      expect(r.stderr).toContain(`Too much extra metadata in snapshot table entry 0\n${(err as Qcow2Error).hint}`);
+    }
+  });
 });
 
 describe('a first refcount table entry past 2^53, unaligned', () => {

@@ -5,9 +5,12 @@ import { Errno, ErrnoError, strerror } from '../errno.ts';
  * error_setg() would have produced, without any program or file-name prefix).
  */
 export class Qcow2Error extends ErrnoError {
-  constructor(errno: number, message: string) {
+  /** QEMU's error_append_hint text, printed after the message, newline included. */
+  readonly hint: string | undefined;
+  constructor(errno: number, message: string, hint?: string) {
     super(errno, message);
     this.name = 'Qcow2Error';
+    this.hint = hint;
   }
 }
 

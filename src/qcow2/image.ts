@@ -97,6 +97,8 @@ export interface Qcow2OpenOptions {
   onCorruption?: (ev: CorruptionEvent) => void;
   /** Receives warnings QEMU prints while opening (e.g. inconsistent bitmaps). */
   onWarning?: (message: string) => void;
+  /** Receives what QEMU prints with error_printf while opening (no prefix, no newline added). */
+  onStderr?: (text: string) => void;
 }
 
 /** A read-only view of the header and what the image references. */
@@ -143,7 +145,8 @@ function fixedFail(errno: number, message: string): never {
 interface Loaded {
   s: State;
   ownedDataFile: Storage | null;
-  warnings: string[];
+  /** In order: warnings (warn_report) and, as { raw }, error_printf text. */
+  warnings: Array<string | { raw: string }>;
   /** The header must be rewritten (dropped bitmaps extension, cleared autoclear bits). */
   updateHeader: boolean;
 }
@@ -152,7 +155,7 @@ function loadImage(opts: Qcow2OpenOptions): Loaded {
   const file = opts.noFlush ? withoutFlush(opts.file) : opts.file;
   const readOnly = opts.readOnly ?? false;
   const check = opts.check ?? false;
-  const warnings: string[] = [];
+  const warnings: Array<string | { raw: string }> = [];
   const buf = new Uint8Array(HEADER_SIZE_V3);
   try {
     readAt(file, 0, buf);
@@ -245,12 +248,12 @@ function loadImage(opts: Qcow2OpenOptions): Loaded {
   hdr.l1TableOffset = Number(h.l1TableOffset);
   const l2Shift = BigInt(s.clusterBits + s.l2Bits);
   const l1VmStateIndex = (h.size + (1n << l2Shift) - 1n) >> l2Shift;
-  if (l1VmStateIndex > BigInt(INT_MAX) || h.size > BigInt(Number.MAX_SAFE_INTEGER)) {
-    fixedFail(Errno.EFBIG, 'Image is too big');
-  }
+  if (l1VmStateIndex > BigInt(INT_MAX)) fixedFail(Errno.EFBIG, 'Image is too big');
+  if (BigInt(h.l1Size) < l1VmStateIndex) fixedFail(Errno.EINVAL, 'L1 table is too small');
+  // Past QEMU's own checks: sizes this engine cannot represent exactly (offsets are doubles).
+  if (h.size > BigInt(Number.MAX_SAFE_INTEGER)) fixedFail(Errno.EFBIG, 'Image is too big');
   hdr.size = Number(h.size);
   s.l1VmStateIndex = Number(l1VmStateIndex);
-  if (h.l1Size < s.l1VmStateIndex) fixedFail(Errno.EINVAL, 'L1 table is too small');
   if (h.l1Size > 0) {
     const l1 = new Uint8Array(h.l1Size * 8);
     try {
@@ -281,7 +284,8 @@ function loadImage(opts: Qcow2OpenOptions): Loaded {
     opts.passDiscardSnapshot ?? true,
     opts.passDiscardOther ?? false,
   ];
-  if (h.cryptMethod > CRYPT_LUKS) fixedFail(Errno.EINVAL, `Unsupported encryption method ${h.cryptMethod}`);
+  // QEMU prints the 32-bit field with %d.
+  if (h.cryptMethod > CRYPT_LUKS) fixedFail(Errno.EINVAL, `Unsupported encryption method ${h.cryptMethod | 0}`);
 
   try {
     refcountInit(s);
@@ -308,7 +312,8 @@ function loadImage(opts: Qcow2OpenOptions): Loaded {
         ? 'This qcow2 v2 image contains bitmaps, but they may have been modified by a program without persistent bitmap support; so now they must all be considered inconsistent'
         : 'a program lacking bitmap support modified this file, so all bitmaps are now considered inconsistent',
     );
-    warnings.push("Some clusters may be leaked, run 'qemu-img check -r' on the image file to fix.");
+    // error_printf, without a newline: QEMU's next line of output continues it.
+    warnings.push({ raw: "Some clusters may be leaked, run 'qemu-img check -r' on the image file to fix." });
     updateHeader = true;
   }
   hdr.backingFormat = exts.backingFormat;
@@ -392,7 +397,11 @@ function unsupportedFeatures(table: FeatureName[] | undefined, mask: bigint): st
 export function openQcow2(opts: Qcow2OpenOptions): Qcow2Image {
   const { s, ownedDataFile, warnings, updateHeader: needUpdate } = loadImage(opts);
   const img = new Qcow2Image(s, ownedDataFile, opts);
-  for (const w of warnings) opts.onWarning?.(w);
+  for (const w of warnings) {
+    if (typeof w === 'string') opts.onWarning?.(w);
+    else if (opts.onStderr) opts.onStderr(w.raw);
+    else opts.onWarning?.(w.raw);
+  }
   try {
     if (needUpdate) {
       try {

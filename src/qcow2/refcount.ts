@@ -594,8 +594,15 @@ export function parseCompressed(s: State, hi: number, lo: number): { offset: num
   const offHi = hi & (2 ** hiBits - 1);
   const offset = offHi * TWO32 + (lo >>> 0);
   const nbCsectors = Math.floor((hi & 0x3fffffff) / 2 ** hiBits) & s.csizeMask;
-  const size = (nbCsectors + 1) * COMPRESSED_SECTOR_SIZE - (offset % COMPRESSED_SECTOR_SIZE);
+  // From the low word: exact even where the offset, past 2^53, is not.
+  const size = (nbCsectors + 1) * COMPRESSED_SECTOR_SIZE - ((lo >>> 0) % COMPRESSED_SECTOR_SIZE);
   return { offset, size };
+}
+
+/** The compressed cluster's host offset exactly (parseCompressed's is a double, inexact past 2^53). */
+export function compressedOffsetExact(s: State, hi: number, lo: number): bigint {
+  const hiBits = s.csizeShift - 32;
+  return (BigInt(hi & (2 ** hiBits - 1)) << 32n) | BigInt(lo >>> 0);
 }
 
 /** qcow2_free_any_cluster() */

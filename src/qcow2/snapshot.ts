@@ -97,7 +97,11 @@ export function readSnapshots(s: State, repair: ReadSnapshotsRepair | null): voi
     if (extraDataSize > QCOW_MAX_SNAPSHOT_EXTRA_DATA) {
       if (!repair) {
         s.snapshots = [];
-        throw new Qcow2Error(Errno.EFBIG, `Too much extra metadata in snapshot table entry ${i}`);
+        throw new Qcow2Error(
+          Errno.EFBIG,
+          `Too much extra metadata in snapshot table entry ${i}`,
+          'You can force-remove this extra metadata with qemu-img check -r all\n',
+        );
       }
       repair.messages.push(
         `Discarding too much extra metadata in snapshot table entry ${i} (${extraDataSize} > ${QCOW_MAX_SNAPSHOT_EXTRA_DATA})`,
@@ -157,7 +161,7 @@ export function readSnapshots(s: State, repair: ReadSnapshotsRepair | null): voi
     if (tableLength > QCOW_MAX_SNAPSHOTS_SIZE || offset - base > INT_MAX) {
       if (!repair) {
         s.snapshots = [];
-        throw new Qcow2Error(Errno.EFBIG, 'Snapshot table is too big');
+        throw new Qcow2Error(Errno.EFBIG, 'Snapshot table is too big', `You can force-remove all ${nb - i} overhanging snapshots with qemu-img check -r all\n`);
       }
       repair.messages.push(`Discarding ${nb - i} overhanging snapshots (snapshot table is too big)`);
       repair.nbClustersReduced += nb - i;

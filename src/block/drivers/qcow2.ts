@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Errno, ErrnoError } from '../../errno.ts';
-import { openQcow2, Qcow2Image, corruptionLine, type GuestReader, type Qcow2BlockStatus } from '../../qcow2/index.ts';
+import { openQcow2, Qcow2Error, Qcow2Image, corruptionLine, type GuestReader, type Qcow2BlockStatus } from '../../qcow2/index.ts';
 import { readGuest, writeGuest } from '../../qcow2/rw.ts';
 import { BlockOpenError } from '../errors.ts';
 import { BaseNode, debugEventOn, type NodeInfo, type TruncateOptions } from '../node.ts';
@@ -327,12 +327,13 @@ function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
       check: ctx.check === true,
       onCorruption: (ev) => ctx.env.stderr(`${corruptionLine(ev)}\n`),
       onWarning: (m) => ctx.env.warn?.(m),
+      onStderr: (t) => ctx.env.stderr(t),
     });
   } catch (err) {
     explicitData?.close();
     headerData?.close();
     if (err instanceof BlockOpenError) throw err;
-    if (err instanceof ErrnoError) throw new BlockOpenError(err.message, err.errno);
+    if (err instanceof ErrnoError) throw new BlockOpenError(err.message, err.errno, err instanceof Qcow2Error ? err.hint : undefined);
     throw err;
   }
   try {
@@ -353,7 +354,7 @@ function openQcow2Driver(ctx: DriverOpenContext): BaseNode {
     node.close();
     // The depth limit is reported once, not once per level of a 500-image chain.
     if (err instanceof ChainTooDeepError) throw err.wrapped ? err : new ChainTooDeepError(`Could not open backing file: ${err.message}`, true);
-    if (err instanceof BlockOpenError) throw new BlockOpenError(`Could not open backing file: ${err.message}`, err.errno);
+    if (err instanceof BlockOpenError) throw new BlockOpenError(`Could not open backing file: ${err.message}`, err.errno, err.hint);
     throw err;
   }
   return node;

@@ -200,7 +200,7 @@ export function openImgBackend(img: Img, req: ImgOpenRequest, options: QDict = i
       warn: (m) => img.warn(m),
     });
   } catch (err) {
-    throw new ImgOpenFailure(openErrorText(err), err instanceof SizeOptionError ? err.hint : undefined);
+    throw new ImgOpenFailure(openErrorText(err), err instanceof SizeOptionError || err instanceof BlockOpenError ? err.hint : undefined);
   }
 }
 

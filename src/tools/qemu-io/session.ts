@@ -181,7 +181,7 @@ export class IoSession {
     } catch (err) {
       if (err instanceof BlockOpenError || err instanceof OptionsError) {
         this.errorReport(`${prefix}${err.message}`);
-        if (err instanceof SizeOptionError && err.hint) this.err(err.hint);
+        if ((err instanceof SizeOptionError || err instanceof BlockOpenError) && err.hint) this.err(err.hint);
         return 1;
       }
       throw err;
