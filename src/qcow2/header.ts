@@ -100,11 +100,16 @@ export const QEMU_FEATURE_TABLE: readonly FeatureName[] = [
 ];
 
 const FEATURE_TYPES = ['incompatible', 'compatible', 'autoclear'] as const;
-const latin1 = new TextDecoder('latin1');
+/**
+ * Names in the header are bytes to QEMU; paths here are strings that Node encodes as UTF-8,
+ * so they are decoded as UTF-8 (what qemu-img writes for a name given on a UTF-8 command
+ * line). Bytes that are not UTF-8 become U+FFFD: such a name cannot be opened by path.
+ */
+const utf8Decoder = new TextDecoder();
 
-function cString(bytes: Uint8Array): string {
+export function cString(bytes: Uint8Array): string {
   const nul = bytes.indexOf(0);
-  return latin1.decode(nul < 0 ? bytes : bytes.subarray(0, nul));
+  return utf8Decoder.decode(nul < 0 ? bytes : bytes.subarray(0, nul));
 }
 
 export function parseFeatureTable(data: Uint8Array): FeatureName[] {

@@ -33,7 +33,7 @@ import {
 import type { CorruptionEvent } from './errors.ts';
 import { Qcow2Error, errnoOf, withErrno, asErrno } from './errors.ts';
 import type { BitmapsExtension, FeatureName, HeaderState } from './header.ts';
-import { parseRawHeader, readBitmapDirectory, readExtensions, serializeHeader } from './header.ts';
+import { cString, parseRawHeader, readBitmapDirectory, readExtensions, serializeHeader } from './header.ts';
 import type { BitmapInfo } from './header.ts';
 import { be32, flushStorage, readAt, writeAt, sizeOf, withoutFlush } from './io.ts';
 import { OVERLAP_CHECK_TEMPLATES, preWriteOverlapCheck } from './metadata.ts';
@@ -356,8 +356,7 @@ function loadImage(opts: Qcow2OpenOptions): Loaded {
       } catch (err) {
         fixedFail(errnoOf(err), withErrno('Could not read backing file name', errnoOf(err)));
       }
-      const nul = name.indexOf(0);
-      hdr.backingFile = new TextDecoder('latin1').decode(nul < 0 ? name : name.subarray(0, nul));
+      hdr.backingFile = cString(name);
     }
 
     if (!check) readSnapshots(s, null);

@@ -35,10 +35,10 @@ function u64(b: Buffer, o: number): number {
   return u32(b, o) * 2 ** 32 + u32(b, o + 4);
 }
 
-/** The bytes of a header name as C code sees them (up to the first NUL). */
+/** A header name up to the first NUL, decoded as the engine does (UTF-8). */
 function cString(b: Buffer): string {
   const nul = b.indexOf(0);
-  return (nul < 0 ? b : b.subarray(0, nul)).toString('latin1');
+  return (nul < 0 ? b : b.subarray(0, nul)).toString('utf8');
 }
 
 /** Backing file and data file names in a qcow2 header, when `file` is one. */
@@ -74,7 +74,7 @@ export function namesInImage(file: string): { backing?: string; dataFile?: strin
         const type = u32(first, off);
         const len = u32(first, off + 4);
         if (type === 0) break;
-        if (type === EXT_DATA_FILE) out.dataFile = first.subarray(off + 8, Math.min(end, off + 8 + len)).toString('latin1');
+        if (type === EXT_DATA_FILE) out.dataFile = first.subarray(off + 8, Math.min(end, off + 8 + len)).toString('utf8');
         off += 8 + Math.ceil(len / 8) * 8;
       }
     }
