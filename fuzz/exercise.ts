@@ -133,15 +133,15 @@ function readEveryCluster(blk: BlockBackend, clusterSize: number, notes: string[
   }
 }
 
-/** Keeps the beginning of each stream, as qemuCheck does for real QEMU. */
+/** Keeps the beginning of each stream as bytes (the UTF-8 a process would write), as qemuCheck does for real QEMU. */
 class CappedSink implements OutputSink {
   readonly out = new CappedText();
   readonly err = new CappedText();
   stdout(t: string): void {
-    this.out.add(t);
+    this.out.add(Buffer.from(t, 'utf8').toString('latin1'));
   }
   stderr(t: string): void {
-    this.err.add(t);
+    this.err.add(Buffer.from(t, 'utf8').toString('latin1'));
   }
   flushStdout(): void {}
 }

@@ -29,7 +29,8 @@ export interface QemuCheck {
   exit: number | null;
   /** stdout then stderr. */
   output: string;
-  /** Each stream's first OUTPUT_CAP characters. */
+  /** Each stream's first OUTPUT_CAP bytes, one character per byte (latin1), so names that are
+   * not UTF-8 compare as the bytes they are. */
   stdout: string;
   stderr: string;
   timedOut: boolean;
@@ -59,8 +60,8 @@ export function qemuCheck(cwd: string, file: string, timeoutMs = 30_000, repair?
     const child = spawn('qemu-img', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     const stdout = new CappedText();
     const stderr = new CappedText();
-    child.stdout.setEncoding('utf8').on('data', (d: string) => stdout.add(d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => stderr.add(d));
+    child.stdout.setEncoding('latin1').on('data', (d: string) => stdout.add(d));
+    child.stderr.setEncoding('latin1').on('data', (d: string) => stderr.add(d));
     const result = (exit: number | null): QemuCheck => ({
       exit,
       output: `${stdout}${stderr}`,
