@@ -368,10 +368,10 @@ function checkRefcountsL2(c: Ctx, l2Offset: number, fragInfo: boolean, active: b
 }
 
 /** check_refcounts_l1() */
-function checkRefcountsL1(c: Ctx, l1Offset: number, l1Size: number, fragInfo: boolean, active: boolean): void {
+function checkRefcountsL1(c: Ctx, l1Offset: number, l1Size: number, fragInfo: boolean, active: boolean, l1Exact?: bigint): void {
   const s = c.s;
   if (!l1Size) return;
-  incRefcounts(c, l1Offset, l1Size * 8);
+  incRefcounts(c, l1Offset, l1Size * 8, l1Exact);
   const l1 = new Uint8Array(l1Size * 8);
   try {
     readAt(s.file, l1Offset, l1);
@@ -527,10 +527,11 @@ function calculateRefcounts(c: Ctx): void {
       c.res.corruptions++;
       continue;
     }
-    checkRefcountsL1(c, sn.l1TableOffset, sn.l1Size, false, false);
+    checkRefcountsL1(c, sn.l1TableOffset, sn.l1Size, false, false, l1Exact);
   }
   incRefcounts(c, s.hdr.snapshotsOffset, s.snapshotsSize);
-  incRefcounts(c, s.refcountTableOffset, s.refcountTableSize * 8);
+  const reftableExact = s.refcountTableOffsetExact;
+  incRefcounts(c, s.refcountTableOffset, s.refcountTableSize * 8, reftableExact !== null && Number(reftableExact) === s.refcountTableOffset ? reftableExact : undefined);
   checkBitmapsRefcounts(c);
   checkRefblocks(c);
 }

@@ -37,7 +37,7 @@ import { cString, parseRawHeader, readBitmapDirectory, readExtensions, serialize
 import type { BitmapInfo } from './header.ts';
 import { be32, flushStorage, readAt, writeAt, sizeOf, withoutFlush } from './io.ts';
 import { OVERLAP_CHECK_TEMPLATES, preWriteOverlapCheck } from './metadata.ts';
-import { flushCaches, refcountInit, writeCaches, getRefcount } from './refcount.ts';
+import { flushCaches, forgetUnflushedFrees, refcountInit, writeCaches, getRefcount } from './refcount.ts';
 import type { Qcow2BlockStatus } from './rw.ts';
 import {
   assertWritable,
@@ -145,17 +145,18 @@ function fixedFail(errno: number, message: string): never {
 interface Loaded {
   s: State;
   ownedDataFile: Storage | null;
-  /** In order: warnings (warn_report) and, as { raw }, error_printf text. */
-  warnings: Array<string | { raw: string }>;
   /** The header must be rewritten (dropped bitmaps extension, cleared autoclear bits). */
   updateHeader: boolean;
 }
 
-function loadImage(opts: Qcow2OpenOptions): Loaded {
+/** What QEMU prints while opening: warn_report text, or as { raw } error_printf text. */
+type OpenMessage = string | { raw: string };
+
+/** `warnings` collects, in order, what QEMU prints while opening (also when the open fails). */
+function loadImage(opts: Qcow2OpenOptions, warnings: OpenMessage[]): Loaded {
   const file = opts.noFlush ? withoutFlush(opts.file) : opts.file;
   const readOnly = opts.readOnly ?? false;
   const check = opts.check ?? false;
-  const warnings: Array<string | { raw: string }> = [];
   const buf = new Uint8Array(HEADER_SIZE_V3);
   try {
     readAt(file, 0, buf);
@@ -244,6 +245,7 @@ function loadImage(opts: Qcow2OpenOptions): Loaded {
   }
   validateTable(s, h.l1TableOffset, h.l1Size, 8, QCOW_MAX_L1_SIZE, 'Active L1 table');
   hdr.refcountTableOffset = Number(h.refcountTableOffset);
+  if (h.refcountTableOffset > BigInt(Number.MAX_SAFE_INTEGER)) s.refcountTableOffsetExact = h.refcountTableOffset;
   hdr.snapshotsOffset = Number(h.snapshotsOffset);
   hdr.l1TableOffset = Number(h.l1TableOffset);
   const l2Shift = BigInt(s.clusterBits + s.l2Bits);
@@ -371,7 +373,7 @@ function loadImage(opts: Qcow2OpenOptions): Loaded {
     // qcow2_load_dirty_bitmaps(): a broken bitmap directory or bitmap fails the open.
     if (hdr.bitmaps) validateBitmapsAtOpen(file, hdr.bitmaps, cs, hdr.size);
     s.backing = opts.backing ?? null;
-    return { s, ownedDataFile, warnings, updateHeader };
+    return { s, ownedDataFile, updateHeader };
   } catch (err) {
     if (ownedDataFile) ownedDataFile.close();
     throw err;
@@ -394,13 +396,25 @@ function unsupportedFeatures(table: FeatureName[] | undefined, mask: bigint): st
 
 /** Open an existing qcow2 image. Throws Qcow2Error with QEMU's message on failure. */
 export function openQcow2(opts: Qcow2OpenOptions): Qcow2Image {
-  const { s, ownedDataFile, warnings, updateHeader: needUpdate } = loadImage(opts);
-  const img = new Qcow2Image(s, ownedDataFile, opts);
-  for (const w of warnings) {
-    if (typeof w === 'string') opts.onWarning?.(w);
-    else if (opts.onStderr) opts.onStderr(w.raw);
-    else opts.onWarning?.(w.raw);
+  const warnings: OpenMessage[] = [];
+  const emit = (): void => {
+    for (const w of warnings) {
+      if (typeof w === 'string') opts.onWarning?.(w);
+      else if (opts.onStderr) opts.onStderr(w.raw);
+      else opts.onWarning?.(w.raw);
+    }
+  };
+  let loaded: Loaded;
+  try {
+    loaded = loadImage(opts, warnings);
+  } catch (err) {
+    // QEMU has printed them by the time a later step of the open fails.
+    emit();
+    throw err;
   }
+  const { s, ownedDataFile, updateHeader: needUpdate } = loaded;
+  const img = new Qcow2Image(s, ownedDataFile, opts);
+  emit();
   try {
     if (needUpdate) {
       try {
@@ -579,6 +593,7 @@ export class Qcow2Image {
         first ??= err;
       }
       if (first) throw first;
+      forgetUnflushedFrees(s);
     });
   }
 

@@ -89,10 +89,19 @@ export class State {
   // reserved-bit and alignment verdicts and QEMU's corruption messages.
   refcountTable: Float64Array = new Float64Array(0);
   refcountTableHuge = new Map<number, bigint>();
+  /** The header's refcount table offset when past 2^53 (check opens such images; its messages print it exactly). */
+  refcountTableOffsetExact: bigint | null = null;
   refcountTableSize = 0;
   maxRefcountTableIndex = 0;
   freeClusterIndex = 0;
   freeByteOffset = 0;
+  /**
+   * Clusters freed since the metadata was last flushed: their old references may still be in
+   * the file, so they are not handed out for new data before a flush (see allocClustersNoref).
+   * Past FREED_TRACK_MAX entries only the lowest index is kept.
+   */
+  freedSinceFlush = new Set<number>();
+  freedLowestOverflow: number | null = null;
 
   l2Cache: TableCache;
   refblockCache: TableCache;
