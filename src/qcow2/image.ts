@@ -249,11 +249,17 @@ function loadImage(opts: Qcow2OpenOptions, warnings: OpenMessage[]): Loaded {
   hdr.snapshotsOffset = Number(h.snapshotsOffset);
   hdr.l1TableOffset = Number(h.l1TableOffset);
   const l2Shift = BigInt(s.clusterBits + s.l2Bits);
-  const l1VmStateIndex = (h.size + (1n << l2Shift) - 1n) >> l2Shift;
+  // size_to_l1() in uint64_t: a size near 2^64 wraps around to a small index.
+  const l1VmStateIndex = BigInt.asUintN(64, h.size + (1n << l2Shift) - 1n) >> l2Shift;
   if (l1VmStateIndex > BigInt(INT_MAX)) fixedFail(Errno.EFBIG, 'Image is too big');
   if (BigInt(h.l1Size) < l1VmStateIndex) fixedFail(Errno.EINVAL, 'L1 table is too small');
-  // Past QEMU's own checks: sizes this engine cannot represent exactly (offsets are doubles).
-  if (h.size > BigInt(Number.MAX_SAFE_INTEGER)) fixedFail(Errno.EFBIG, 'Image is too big');
+  if (h.size > BigInt(Number.MAX_SAFE_INTEGER)) {
+    // QEMU opens the image and then its block layer refuses a length past BDRV_MAX_LENGTH
+    // (INT64_MAX rounded down to 1 GiB); below that, the engine's own limit (offsets are
+    // doubles) is reported as QEMU words a size too big for qcow2.
+    if ((h.size / 512n) * 512n > (1n << 63n) - (1n << 30n)) fixedFail(Errno.EFBIG, 'Could not refresh total sector count: File too large');
+    fixedFail(Errno.EFBIG, 'Image is too big');
+  }
   hdr.size = Number(h.size);
   s.l1VmStateIndex = Number(l1VmStateIndex);
   if (h.l1Size > 0) {
