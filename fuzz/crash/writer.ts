@@ -16,6 +16,7 @@ import { createQcow2, openQcow2 } from '../../src/qcow2/index.ts';
 import type { GuestReader } from '../../src/qcow2/index.ts';
 import { FileStorage, setSyncToDisk } from '../../src/storage/file.ts';
 import type { Storage } from '../../src/storage/types.ts';
+import { delegateStorage } from '../../src/storage/delegate.ts';
 import { backingByte, fillOp, planTrial } from './plan.ts';
 import type { CrashMode } from './plan.ts';
 
@@ -36,34 +37,24 @@ function maybeDie(): void {
 
 /** A storage that counts its write-like calls (the self-kill points). */
 function counted(inner: Storage): Storage {
-  return {
-    get filename() {
-      return inner.filename;
-    },
-    get readOnly() {
-      return inner.readOnly;
-    },
-    size: () => inner.size(),
-    read: (o, b) => inner.read(o, b),
+  return delegateStorage(inner, {
     write: (o, d) => {
       maybeDie();
       inner.write(o, d);
     },
-    writeZeroes: (o, l, u) => {
+    writeZeroes: (o, l, u, n) => {
       maybeDie();
-      inner.writeZeroes(o, l, u);
+      inner.writeZeroes(o, l, u, n);
     },
     discard: (o, l) => {
       maybeDie();
       inner.discard(o, l);
     },
-    truncate: (s) => {
+    truncate: (s, p) => {
       maybeDie();
-      inner.truncate(s);
+      inner.truncate(s, p);
     },
-    flush: () => inner.flush(),
-    close: () => inner.close(),
-  };
+  });
 }
 
 function say(line: string): void {

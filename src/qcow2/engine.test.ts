@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Errno, ErrnoError } from '../errno.ts';
 import { FileStorage } from '../storage/file.ts';
 import type { Storage } from '../storage/types.ts';
+import { delegateStorage } from '../storage/delegate.ts';
 import { compressCluster, decompressCluster } from './compress.ts';
 import { COMPRESSION_ZLIB, COMPRESSION_ZSTD } from './constants.ts';
 import type { HeaderState } from './header.ts';
@@ -345,15 +346,7 @@ describe('a cluster freed since the last flush is reused only after the metadata
     // What the file says of guest cluster 0 at the moment each data write reaches it.
     const seen: Array<{ offset: number; guest0: bigint }> = [];
     let dataWrites = false;
-    const watched: Storage = {
-      get filename() {
-        return st.filename;
-      },
-      get readOnly() {
-        return st.readOnly;
-      },
-      size: () => st.size(),
-      read: (o, b) => st.read(o, b),
+    const watched = delegateStorage(st, {
       write: (o, d) => {
         if (dataWrites && d.length === 65536) {
           const raw = fs.readFileSync(file);
@@ -363,12 +356,7 @@ describe('a cluster freed since the last flush is reused only after the metadata
         }
         st.write(o, d);
       },
-      writeZeroes: (o, l, u, nf) => st.writeZeroes(o, l, u, nf),
-      discard: (o, l) => st.discard(o, l),
-      truncate: (n) => st.truncate(n),
-      flush: () => st.flush(),
-      close: () => st.close(),
-    };
+    });
     const img = openQcow2({ file: watched });
     img.write(0, new Uint8Array(65536).fill(1));
     img.flush();

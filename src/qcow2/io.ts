@@ -1,6 +1,7 @@
 import { Errno, ErrnoError } from '../errno.ts';
 import type { GrowMode, Storage } from '../storage/types.ts';
 import { asErrno } from './errors.ts';
+import { delegateStorage } from '../storage/delegate.ts';
 
 /**
  * Guarded Storage access for the engine. Header fields can name offsets far beyond what a
@@ -129,20 +130,5 @@ export function put64n(b: Uint8Array, o: number, v: bigint): void {
 
 /** BDRV_O_NO_FLUSH (cache=unsafe, and image creation): the storage is never flushed. */
 export function withoutFlush(storage: Storage): Storage {
-  return {
-    get filename() {
-      return storage.filename;
-    },
-    get readOnly() {
-      return storage.readOnly;
-    },
-    size: () => storage.size(),
-    read: (o, b) => storage.read(o, b),
-    write: (o, d) => storage.write(o, d),
-    writeZeroes: (o, l, u, n) => storage.writeZeroes(o, l, u, n),
-    discard: (o, l) => storage.discard(o, l),
-    truncate: (sz, p) => storage.truncate(sz, p),
-    flush: () => {},
-    close: () => storage.close(),
-  };
+  return delegateStorage(storage, { flush: () => {} });
 }
