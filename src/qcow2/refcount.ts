@@ -544,7 +544,9 @@ function noteFreed(s: State, index: number): void {
   } else if (s.freedSinceFlush.size < FREED_TRACK_MAX) {
     s.freedSinceFlush.add(index);
   } else {
-    s.freedLowestOverflow = Math.min(index, ...s.freedSinceFlush);
+    let lowest = index;
+    for (const i of s.freedSinceFlush) lowest = Math.min(lowest, i);
+    s.freedLowestOverflow = lowest;
     s.freedSinceFlush.clear();
   }
 }
