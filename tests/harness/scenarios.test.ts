@@ -29,8 +29,18 @@ describe.skipIf(!haveQemu)('all scenarios on real QEMU', () => {
     const state = path.join(tmp, 'state');
     fs.mkdirSync(state, { recursive: true });
     fs.writeFileSync(path.join(state, 'timings.json'), JSON.stringify({ qemu: { '112': 50000, '271': 22000, '178': 20000, '080': 12000, '122': 6000, '154': 4000, '097': 3000 } }));
-    const r = qtest(['run', '--backend', 'qemu', '-j', '2'], { QTEST_STATE: state, QTEST_SCRATCH: path.join(tmp, 'scratch') });
-    const failed = [...r.stdout.matchAll(/^(\S+) +(fail|error)/gm)].map((m) => m[1]);
+    const env = { QTEST_STATE: state, QTEST_SCRATCH: path.join(tmp, 'scratch') };
+    const failedIn = (out: string): string[] => [...out.matchAll(/^(\S+) +(fail|error)/gm)].map((m) => m[1]!);
+    const r = qtest(['run', '--backend', 'qemu', '-j', '2'], env);
+    const failed = failedIn(r.stdout);
+    // QEMU's LUKS setup (178) benchmarks PBKDF on the CPU and gives up when the machine is too
+    // busy to measure it; only then are the failed scenarios run once more, on their own.
+    if (failed.length && r.stdout.includes('Unable to get accurate CPU usage')) {
+      const again = qtest(['run', '--backend', 'qemu', ...failed], env);
+      expect(failedIn(again.stdout), again.stdout).toEqual([]);
+      expect(again.status).toBe(0);
+      return;
+    }
     expect(failed, r.stdout).toEqual([]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^${ids.length} passed, 0 failed`, 'm'));
