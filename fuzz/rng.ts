@@ -1,16 +1,7 @@
 /** Seedable randomness for the fuzzer: every mutant and trial is a pure function of its seed. */
 
-/** mulberry32 */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// mulberry32, the same generator the interop tests draw their sequences from.
+export { rng } from '../src/qcow2/testing/generate.ts';
 
 /** A 32-bit seed for item `index` of a run with seed `runSeed` (independent streams). */
 export function itemSeed(runSeed: number, index: number): number {

@@ -1,21 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BackendError, createQemuBackend, toStorageDaemonArgs } from './qemu.ts';
-
-function has(program: string): boolean {
-  try {
-    execFileSync(program, ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { hasProgram } from '../qcow2/testing/qemu.ts';
 
 const programs = { img: 'qemu-img', io: 'qemu-io', system: 'qemu-system-x86_64', storageDaemon: 'qemu-storage-daemon', qmpVia: 'storage-daemon' as const };
-const haveTools = has('qemu-img') && has('qemu-io');
+const haveTools = hasProgram('qemu-img') && hasProgram('qemu-io');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qtest-qemu-backend-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -59,7 +50,7 @@ describe.skipIf(!haveTools)('real qemu-img / qemu-io', () => {
     expect(run.stdout).toMatch(/^read 512\/512 bytes at offset 0\n/);
   });
 
-  it.skipIf(!has('qemu-storage-daemon'))('QMP through qemu-storage-daemon: greeting, command, response, kill', async () => {
+  it.skipIf(!hasProgram('qemu-storage-daemon'))('QMP through qemu-storage-daemon: greeting, command, response, kill', async () => {
     const conn = await b.launchQmp({ args: ['-blockdev', `file,node-name=meta,filename=${img}`], cwd: tmp, env: {} });
     expect(await conn.readLine(10_000)).toMatch(/^\{"QMP": \{"version": .*"capabilities": \["oob"\]\}\}\r$/);
     conn.send('{ "execute": "qmp_capabilities" }');

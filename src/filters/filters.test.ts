@@ -7,6 +7,7 @@ import { ValidationError } from '../scenario/location.ts';
 import { FilterChain } from './apply.ts';
 import { loadFilterDir, parseFilter } from './load.ts';
 import type { FilterDef, FilterRule, FilterVars } from './types.ts';
+import { hasProgram } from '../qcow2/testing/qemu.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const FIXTURES = path.join(ROOT, 'tests/harness/fixtures');
@@ -18,15 +19,6 @@ function chain(vars: Partial<FilterVars> = {}): FilterChain {
   return new FilterChain(defs, { TEST_DIR: FIXTURE_DIR, IMGFMT: 'qcow2', IMGPROTO: 'file', QEMU_PROG: 'qemu-system-x86_64', IMGOPTS: '', ...vars });
 }
 const fixture = (name: string): string => fs.readFileSync(path.join(FIXTURES, name), 'utf8');
-
-function hasProgram(name: string): boolean {
-  try {
-    execFileSync(name, ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('filters declared in filters/*.yaml', () => {
   it('declares the iotests filter set', () => {

@@ -2,24 +2,15 @@
  * Test 244 through the real CLI on the qemu backend (Debian's QEMU 7.2 installed by .ci/run).
  * Skips cleanly when the binaries are missing.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT, qtest } from './cli.ts';
+import { hasProgram } from '../../src/qcow2/testing/qemu.ts';
 
-function has(program: string): boolean {
-  try {
-    execFileSync(program, ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const haveQemu = has(process.env.QEMU_IMG ?? 'qemu-img') && has(process.env.QEMU_IO ?? 'qemu-io') && has(process.env.QSD_PROG ?? 'qemu-storage-daemon');
-const haveSystem = has(process.env.QEMU_PROG ?? 'qemu-system-x86_64');
+const haveQemu = hasProgram(process.env.QEMU_IMG ?? 'qemu-img') && hasProgram(process.env.QEMU_IO ?? 'qemu-io') && hasProgram(process.env.QSD_PROG ?? 'qemu-storage-daemon');
+const haveSystem = hasProgram(process.env.QEMU_PROG ?? 'qemu-system-x86_64');
 const expected244 = fs.readFileSync(path.join(ROOT, 'expected/244.out'), 'utf8');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qtest-244-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -2,22 +2,14 @@
  * Every ported scenario on real QEMU 7.2 (Debian's build, installed by .ci/run), once, with
  * -j 2: the expected transcripts must be exactly what QEMU prints. Skips without QEMU.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT, qtest } from './cli.ts';
+import { hasProgram } from '../../src/qcow2/testing/qemu.ts';
 
-function has(program: string): boolean {
-  try {
-    execFileSync(program, ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const haveQemu = has(process.env.QEMU_IMG ?? 'qemu-img') && has(process.env.QEMU_IO ?? 'qemu-io') && has(process.env.QSD_PROG ?? 'qemu-storage-daemon');
+const haveQemu = hasProgram(process.env.QEMU_IMG ?? 'qemu-img') && hasProgram(process.env.QEMU_IO ?? 'qemu-io') && hasProgram(process.env.QSD_PROG ?? 'qemu-storage-daemon');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qtest-suite-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -3,26 +3,19 @@
  * --shard, --qemu-version variants, watch mode, and crosscheck. Echo-only scenarios on the
  * builtin backend keep it fast; crosscheck needs real QEMU and skips without it.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseScenario } from '../../src/scenario/load.ts';
 import { ROOT, qtest } from './cli.ts';
+import { hasProgram } from '../../src/qcow2/testing/qemu.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qtest-workflow-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function has(program: string): boolean {
-  try {
-    execFileSync(program, ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const haveQemu = has(process.env.QEMU_IMG ?? 'qemu-img') && has(process.env.QEMU_IO ?? 'qemu-io');
+const haveQemu = hasProgram(process.env.QEMU_IMG ?? 'qemu-img') && hasProgram(process.env.QEMU_IO ?? 'qemu-io');
 const haveBuiltin = fs.existsSync(path.join(ROOT, 'src/backends/builtin.ts'));
 
 /** A private project: scenarios, expected and state folders. */

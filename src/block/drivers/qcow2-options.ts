@@ -11,17 +11,7 @@ import { optionText, parseBoolOption, parseSizeOption } from '../options.ts';
 import { qemuStrtou64 } from '../../tools/common/numbers.ts';
 import { OVERLAP_CHECK_NAMES, OVERLAP_CHECK_TEMPLATES } from '../../qcow2/index.ts';
 
-const OVERLAP_BOOLS = [
-  'main-header',
-  'active-l1',
-  'active-l2',
-  'refcount-table',
-  'refcount-block',
-  'snapshot-table',
-  'inactive-l1',
-  'inactive-l2',
-  'bitmap-directory',
-].map((n) => `overlap-check.${n}`);
+const OVERLAP_BOOLS = OVERLAP_CHECK_NAMES.map((n) => `overlap-check.${n}`);
 
 const SIZE_OPTIONS = ['cache-size', 'l2-cache-size', 'l2-cache-entry-size', 'refcount-cache-size'];
 const PASSTHROUGH = ['lazy-refcounts', 'pass-discard-request', 'pass-discard-snapshot', 'pass-discard-other'];

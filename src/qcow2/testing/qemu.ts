@@ -7,6 +7,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 
+/** Whether `program --version` runs (a tool on PATH, or the path given). */
+export function hasProgram(program: string): boolean {
+  try {
+    execFileSync(program, ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 let available: boolean | undefined;
 export function haveQemu(): boolean {
   if (available === undefined) {
