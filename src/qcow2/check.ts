@@ -21,7 +21,6 @@ import {
   L1_LO_RESERVED,
   QCOW_MAX_L1_SIZE,
   QCOW_MAX_SNAPSHOTS,
-  REFT_LO_RESERVED,
   SNAPSHOT_HEADER_SIZE,
 } from './constants.ts';
 import {
@@ -51,8 +50,9 @@ import {
   compressedOffsetExact,
   parseCompressed,
   refcountText,
-  reftableEntryExact,
+  reftableReservedBits,
   setRefcountEntry,
+  unalignedRefblockOffset,
   updateMaxRefcountTableIndex,
   updateRefcount,
   writeCaches,
@@ -451,15 +451,13 @@ function checkRefblocks(c: Ctx): void {
     const offset = raw - (raw % 512);
     const cluster = Math.floor(offset / s.clusterSize);
     // Entries past 2^53 are judged on their exact bits (a float has lost the low ones).
-    const exact = raw >= 2 ** 53 ? reftableEntryExact(s, i) : null;
-    const reserved = exact === null ? raw % 512 : Number(exact & 0x1ffn);
-    if (reserved & REFT_LO_RESERVED) {
+    if (reftableReservedBits(s, i)) {
       say(c, `ERROR refcount table entry ${i} has reserved bits set`);
       c.res.corruptions++;
       c.rebuild = true;
       continue;
     }
-    if (exact === null ? s.offsetIntoCluster(offset) : exact % BigInt(s.clusterSize) !== 0n) {
+    if (unalignedRefblockOffset(s, i) !== null) {
       say(c, `ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`);
       c.res.corruptions++;
       c.rebuild = true;

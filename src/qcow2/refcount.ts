@@ -107,9 +107,15 @@ export function reftableOffset(raw: number): number {
 const EXACT_LIMIT = 2 ** 53;
 
 /** Reftable entry i as stored in the image, exact also beyond 2^53. */
-export function reftableEntryExact(s: State, i: number): bigint {
+function reftableEntryExact(s: State, i: number): bigint {
   const raw = s.refcountTable[i]!;
   return raw >= EXACT_LIMIT ? (s.refcountTableHuge.get(i) ?? BigInt(raw)) : BigInt(raw);
+}
+
+/** REFT_RESERVED_MASK bits of reftable entry i, exact also beyond 2^53. */
+export function reftableReservedBits(s: State, i: number): number {
+  const raw = s.refcountTable[i]!;
+  return (raw >= EXACT_LIMIT ? Number(reftableEntryExact(s, i) & 0x1ffn) : raw % 512) & REFT_LO_RESERVED;
 }
 
 /** The exact offset of reftable entry i's refblock when it is not cluster aligned, else null. */
