@@ -26,6 +26,28 @@ const QTEST = path.join(REPO, 'bin/qtest.js');
 
 export type Tool = 'qemu-io' | 'qemu-img';
 
+/** Steps that prepare files directly, the same on both sides (shared with img-harness.ts). */
+export type FileStep =
+  /** Create a file of `size` bytes filled with `fill`. */
+  | { file: string; size: number; fill?: number }
+  /** Remove a file. */
+  | { rm: string }
+  /** Overwrite bytes of a file at an offset (hex string), e.g. to corrupt metadata. */
+  | { poke: string; offset: number; hex: string };
+
+/** Carry out a FileStep in `dir`. */
+export function applyFileStep(dir: string, step: FileStep): void {
+  if ('file' in step) {
+    fs.writeFileSync(path.join(dir, step.file), Buffer.alloc(step.size, step.fill ?? 0));
+  } else if ('poke' in step) {
+    const fd = fs.openSync(path.join(dir, step.poke), 'r+');
+    fs.writeSync(fd, Buffer.from(step.hex, 'hex'), 0, step.hex.length / 2, step.offset);
+    fs.closeSync(fd);
+  } else {
+    fs.rmSync(path.join(dir, step.rm), { force: true });
+  }
+}
+
 export type Step =
   /** qemu-io arguments: compared between the real tool and ours. */
   | { io: string[]; stdin?: string }
@@ -35,12 +57,7 @@ export type Step =
   | { setupImg: string[] }
   /** Setup with the real qemu-io on both sides (not compared). */
   | { setupIo: string[] }
-  /** Create a file of `size` bytes filled with `fill`. */
-  | { file: string; size: number; fill?: number }
-  /** Remove a file. */
-  | { rm: string }
-  /** Overwrite bytes of a file at an offset (hex string). */
-  | { poke: string; offset: number; hex: string };
+  | FileStep;
 
 export interface Sequence {
   name: string;
@@ -155,7 +172,8 @@ function filtered(r: Omit<StepResult, 'step'>, step: string): StepResult {
   return { step, exit: r.exit, stdout: timingFilter(r.stdout), stderr: timingFilter(r.stderr), merged: timingFilter(r.merged) };
 }
 
-function digest(dir: string): Record<string, string> {
+/** md5 of every file in dir, by name (Sequence.compareFiles). */
+export function digest(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const f of fs.readdirSync(dir).sort()) {
     const p = path.join(dir, f);
@@ -186,14 +204,8 @@ async function runSide(seq: Sequence, dir: string, ours: boolean): Promise<{ res
       setup(QEMU_IMG, step.setupImg, dir);
     } else if ('setupIo' in step) {
       setup(QEMU_IO, step.setupIo, dir);
-    } else if ('file' in step) {
-      fs.writeFileSync(path.join(dir, step.file), Buffer.alloc(step.size, step.fill ?? 0));
-    } else if ('poke' in step) {
-      const fd = fs.openSync(path.join(dir, step.poke), 'r+');
-      fs.writeSync(fd, Buffer.from(step.hex, 'hex'), 0, step.hex.length / 2, step.offset);
-      fs.closeSync(fd);
     } else {
-      fs.rmSync(path.join(dir, step.rm), { force: true });
+      applyFileStep(dir, step);
     }
   }
   return { results, files: seq.compareFiles ? digest(dir) : {} };

@@ -6,28 +6,21 @@
  * both sides, so only qemu-img's behaviour differs.
  */
 import { spawnSync } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { RecordingSink } from '../../src/tools/output.ts';
 import { qemuImgMain } from '../../src/tools/qemu-img/main.ts';
+import { QEMU_IMG, QEMU_IO, applyFileStep, digest, type FileStep } from './harness.ts';
 
-export const QEMU_IMG = process.env.QEMU_IMG ?? 'qemu-img';
-export const QEMU_IO = process.env.QEMU_IO ?? 'qemu-io';
-export const haveQemu = spawnSync(QEMU_IMG, ['--version']).status === 0 && spawnSync(QEMU_IO, ['--version']).status === 0;
+export { QEMU_IMG, QEMU_IO, haveQemu } from './harness.ts';
 
 export type Step =
   /** qemu-img arguments: compared between the real tool and ours. */
   | { img: string[] }
   /** qemu-io arguments, run with the real qemu-io on both sides (setup). */
   | { io: string[] }
-  /** Create a file of `size` bytes filled with `fill`. */
-  | { file: string; size: number; fill?: number }
-  /** Remove a file. */
-  | { rm: string }
-  /** Overwrite bytes of a file at an offset (hex string), e.g. to corrupt metadata. */
-  | { poke: string; offset: number; hex: string };
+  | FileStep;
 
 export interface Sequence {
   name: string;
@@ -76,15 +69,6 @@ async function runOurs(args: string[], cwd: string, viaCli = false): Promise<Ste
   return { args: args.join(' '), exit, stdout: sink.text('stdout'), stderr: sink.text('stderr') };
 }
 
-function digest(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const f of fs.readdirSync(dir).sort()) {
-    const p = path.join(dir, f);
-    if (fs.statSync(p).isFile()) out[f] = crypto.createHash('md5').update(fs.readFileSync(p)).digest('hex');
-  }
-  return out;
-}
-
 async function runSide(seq: Sequence, dir: string, ours: boolean, viaCli: boolean): Promise<{ results: StepResult[]; files: Record<string, string> }> {
   for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
   const results: StepResult[] = [];
@@ -95,14 +79,8 @@ async function runSide(seq: Sequence, dir: string, ours: boolean, viaCli: boolea
     } else if ('io' in step) {
       const r = runReal(QEMU_IO, step.io, dir);
       results.push({ ...r, args: `[qemu-io] ${r.args}`, stdout: timingFilter(r.stdout), stderr: timingFilter(r.stderr) });
-    } else if ('file' in step) {
-      fs.writeFileSync(path.join(dir, step.file), Buffer.alloc(step.size, step.fill ?? 0));
-    } else if ('poke' in step) {
-      const fd = fs.openSync(path.join(dir, step.poke), 'r+');
-      fs.writeSync(fd, Buffer.from(step.hex, 'hex'), 0, step.hex.length / 2, step.offset);
-      fs.closeSync(fd);
     } else {
-      fs.rmSync(path.join(dir, step.rm), { force: true });
+      applyFileStep(dir, step);
     }
   }
   return { results, files: seq.compareFiles ? digest(dir) : {} };
