@@ -12,6 +12,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { cString } from '../qcow2/header.ts';
 import { jsonStrings, realEscape } from '../scenario/paths.ts';
 
 export interface EscapingRef {
@@ -33,12 +34,6 @@ function u32(b: Buffer, o: number): number {
 }
 function u64(b: Buffer, o: number): number {
   return u32(b, o) * 2 ** 32 + u32(b, o + 4);
-}
-
-/** A header name up to the first NUL, decoded as the engine does (UTF-8). */
-function cString(b: Buffer): string {
-  const nul = b.indexOf(0);
-  return (nul < 0 ? b : b.subarray(0, nul)).toString('utf8');
 }
 
 /** Backing file and data file names in a qcow2 header, when `file` is one. */
